@@ -1,0 +1,1 @@
+"""hotconf-operator: watches ConfigMaps and rolls each revision out to subscribed pods."""
