@@ -42,7 +42,7 @@ class Metrics:
     def __init__(self, *, clients: Callable[[], int]) -> None:
         # ``*_created`` series double the output and say nothing a scraper needs here. The switch
         # is process-wide; the sidecar process has no other prometheus-client user.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.accepted = Counter(
             "hotconf_sidecar_pushes_accepted",
