@@ -59,7 +59,11 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    runner = web.AppRunner(make_app(sidecar), access_log=None, handle_signals=False)
+    # lingering_time=0: after a 413 the connection is closed at once instead of reading and
+    # discarding the rest of an oversized body for up to 10 s (aiohttp's default).
+    runner = web.AppRunner(
+        make_app(sidecar), access_log=None, handle_signals=False, lingering_time=0
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
