@@ -23,11 +23,9 @@ logger: Final = logging.getLogger("hotconf_sidecar")
 
 async def serve(settings: Settings) -> None:
     """Run the sidecar until SIGTERM or SIGINT, then stop gracefully."""
-    from aiohttp import web
-
     from hotconf.relay import Relay
     from hotconf_sidecar._adapters import FilesAdapter, NotifyUrlAdapter, SignalAdapter
-    from hotconf_sidecar._http import make_app
+    from hotconf_sidecar._http import HttpServer
     from hotconf_sidecar._keys import load_public_key
     from hotconf_sidecar._sidecar import Sidecar
     from hotconf_sidecar._store import Store
@@ -59,17 +57,10 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    # lingering_time=0: after a 413 the connection is closed at once instead of reading and
-    # discarding the rest of an oversized body for up to 10 s (aiohttp's default).
-    runner = web.AppRunner(
-        make_app(sidecar), access_log=None, handle_signals=False, lingering_time=0
-    )
-    await runner.setup()
+    http = HttpServer(sidecar, host=settings.listen_host, port=settings.listen_port)
     try:
-        site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
-        await site.start()
-        addresses = " ".join(f"{a[0]}:{a[1]}" for a in runner.addresses)
-        logger.info("HTTP API listening on %s", addresses)
+        addresses = await http.start()
+        logger.info("HTTP API listening on %s", " ".join(f"{h}:{p}" for h, p in addresses))
         await sidecar.start()
         logger.info(
             "serving pod %s on socket %s (mode %o), state in %s",
@@ -83,7 +74,7 @@ async def serve(settings: Settings) -> None:
         await sidecar.aclose(deadline=settings.ack_timeout + 1.0)
     finally:
         await sidecar.aclose(deadline=0)
-        await runner.cleanup()
+        await http.aclose()
     logger.info("stopped")
 
 

@@ -17,6 +17,7 @@ an ``ack``. Signal: the pid is read from the pid file at each revision, then sig
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -25,12 +26,12 @@ import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
+from urllib.parse import urlsplit
+
+import h11
 
 from hotconf.protocol import ConfigSnapshot
-
-if TYPE_CHECKING:
-    import aiohttp
 
 __all__ = ["AdapterResult", "FilesAdapter", "NotifyUrlAdapter", "SignalAdapter"]
 
@@ -103,41 +104,66 @@ class FilesAdapter:
 
 
 class NotifyUrlAdapter:
-    """POSTs ``{"namespace","name","revision"}`` to a URL after each revision."""
+    """POSTs ``{"namespace","name","revision"}`` to a URL after each revision (HTTP/1.1, h11)."""
 
     id: Final = "adapter:notify-url"
 
     def __init__(self, url: str, *, timeout: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"notify URL {url!r} is not an http(s) URL")
         self.url = url
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._tls else 80)
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._authority = parts.netloc.rpartition("@")[2]
 
     async def notify(self, snapshot: ConfigSnapshot) -> AdapterResult:
-        import aiohttp  # already loaded with aiohttp.web; imported here to keep the module light
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        body = {
-            "namespace": snapshot.namespace,
-            "name": snapshot.name,
-            "revision": snapshot.revision,
-        }
+        body = json.dumps(
+            {"namespace": snapshot.namespace, "name": snapshot.name, "revision": snapshot.revision}
+        ).encode()
         try:
-            async with self._session.post(
-                self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}
-            ) as response:
-                await response.read()
-                if 200 <= response.status < 300:
-                    return AdapterResult(self.id, "ack")
-                return AdapterResult(self.id, "nack", f"{self.url} answered {response.status}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            logger.warning("notify URL %s failed: %s", self.url, exc or type(exc).__name__)
-            return AdapterResult(self.id, "nack", f"{self.url}: {exc or type(exc).__name__}")
+            status = await asyncio.wait_for(self._post(body), self.timeout)
+        except (OSError, TimeoutError, h11.ProtocolError) as exc:
+            reason = str(exc) or type(exc).__name__
+            logger.warning("notify URL %s failed: %s", self.url, reason)
+            return AdapterResult(self.id, "nack", f"{self.url}: {reason}")
+        if 200 <= status < 300:
+            return AdapterResult(self.id, "ack")
+        return AdapterResult(self.id, "nack", f"{self.url} answered {status}")
 
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    async def _post(self, body: bytes) -> int:
+        reader, writer = await asyncio.open_connection(
+            self._host, self._port, ssl=True if self._tls else None
+        )
+        try:
+            conn = h11.Connection(h11.CLIENT)
+            request = h11.Request(
+                method="POST",
+                target=self._target,
+                headers=[
+                    ("Host", self._authority),
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("Connection", "close"),
+                    ("User-Agent", "hotconf-sidecar"),
+                ],
+            )
+            writer.write(b"".join(conn.send(e) or b"" for e in (request, h11.Data(data=body))))
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            await writer.drain()
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Response):
+                    return event.status_code
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise ConnectionError("the server closed the connection without answering")
+        finally:
+            writer.close()
 
 
 class SignalAdapter:

@@ -34,5 +34,3 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp logs each request at INFO on its access logger; the sidecar logs pushes itself.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

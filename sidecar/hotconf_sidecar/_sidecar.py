@@ -139,8 +139,6 @@ class Sidecar:
                 "%d push(es) still running after %.1fs; stopping", self._inflight, deadline
             )
         await self.relay.aclose()
-        if self.notify_url is not None:
-            await self.notify_url.aclose()
         self.phase = Phase.STOPPED
 
     # -- pushes ---------------------------------------------------------------------------------
