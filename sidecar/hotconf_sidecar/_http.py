@@ -30,6 +30,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Final
 
 import h11
@@ -66,6 +67,13 @@ def _json(status: int, body: dict[str, Any], *, close: bool = False) -> _Reply:
 
 def _error(status: int, reason: str, message: str, *, close: bool = False) -> _Reply:
     return _json(status, {"error": {"reason": reason, "message": message}}, close=close)
+
+
+def _phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def _text(status: int, text: str) -> _Reply:
@@ -200,7 +208,7 @@ class HttpServer:
         if reply.close:
             headers.append((b"connection", b"close"))
         events = (
-            h11.Response(status_code=reply.status, headers=headers),
+            h11.Response(status_code=reply.status, headers=headers, reason=_phrase(reply.status)),
             h11.Data(data=reply.body),
         )
         writer.write(
