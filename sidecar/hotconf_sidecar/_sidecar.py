@@ -36,6 +36,7 @@ from hotconf_sidecar._adapters import (
     NotifyUrlAdapter,
     SignalAdapter,
 )
+from hotconf_sidecar._memory import Trimmer
 from hotconf_sidecar._metrics import Metrics
 from hotconf_sidecar._store import Held, Store
 from hotconf_sidecar._verify import Verifier, check_sequence
@@ -105,6 +106,7 @@ class Sidecar:
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._trimmer = Trimmer()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -139,6 +141,7 @@ class Sidecar:
                 "%d push(es) still running after %.1fs; stopping", self._inflight, deadline
             )
         await self.relay.aclose()
+        self._trimmer.cancel()
         self.phase = Phase.STOPPED
 
     # -- pushes ---------------------------------------------------------------------------------
@@ -156,6 +159,7 @@ class Sidecar:
             logger.warning("push rejected: %s", exc)
             raise
         finally:
+            self._trimmer.after(len(body))
             self._inflight -= 1
             if not self._inflight:
                 self._idle.set()
