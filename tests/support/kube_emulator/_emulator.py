@@ -22,6 +22,7 @@ import gzip
 import importlib.resources
 import itertools
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,6 +37,8 @@ from ._errors import ApiError, BadRequest, Gone, MethodNotAllowed, NotFound, Uns
 from ._requests import parse_request
 from ._selectors import Selector
 from ._store import BUILTIN_NAMESPACES, Kind, Obj, Store
+
+logger = logging.getLogger("kube_emulator")
 
 # Resources served besides kmock's bundled K3s 1.26 list: kopf's peering resources.
 EXTRA_RESOURCES: dict[str, dict[str, Any]] = {
@@ -143,6 +146,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
         except Exception as exc:
             if not isinstance(exc, ApiError):
                 self.unexpected_errors.append(exc)
+                logger.error(
+                    "kube-emulator failed on %s %s",
+                    raw_request.method,
+                    raw_request.path_qs,
+                    exc_info=exc,
+                )
             if raw_response is None or not raw_response.prepared:
                 return await self._render_error(exc)
             await self._stream_error(exc, raw_response)
