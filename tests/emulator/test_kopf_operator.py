@@ -52,7 +52,7 @@ def core_v1(kube_emulator_process: EmulatorProcess) -> Iterator[CoreV1]:
     api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=str(kube_emulator_process.kubeconfig)
     )
-    api = CoreV1(api_client)
+    api = kubernetes.client.CoreV1Api(api_client)
     yield api
     api_client.close()
 
