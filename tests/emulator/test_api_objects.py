@@ -135,6 +135,8 @@ async def test_core_discovery_reports_v1(http: aiohttp.ClientSession) -> None:
     assert {"configmaps", "pods", "pods/status", "namespaces", "events"} <= {
         resource["name"] for resource in core["resources"]
     }
+    short_names = {r["name"]: r["shortNames"] for r in core["resources"]}
+    assert short_names["pods"] == ["po"] and short_names["pods/status"] == []
     kopf = await call(http, "GET", "/apis/kopf.dev/v1")
     assert {"kopfpeerings", "clusterkopfpeerings"} <= {r["name"] for r in kopf["resources"]}
 

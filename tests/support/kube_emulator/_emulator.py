@@ -196,6 +196,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         assert request.resource is not None and isinstance(payload, dict)
         if request.resource.group == "":  # kmock says "/v1"; kubectl then finds no resources
             payload["groupVersion"] = request.resource.version
+        for entry in payload["resources"]:
+            if "/" in entry["name"]:  # kmock gives subresources their parent's short names
+                entry.update(shortNames=[], categories=[])
         return payload
 
     # -- resources -------------------------------------------------------------------------
