@@ -56,8 +56,11 @@ __all__ = [
     "compute_revision",
     "decode_body",
     "encode",
+    "from_wire",
     "read_message",
     "recv_message",
+    "refs",
+    "to_wire",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -200,7 +203,8 @@ def compute_revision(data: Mapping[str, str], binary_data: Mapping[str, bytes] =
 # Encoding
 
 
-def _to_wire(message: Message) -> dict[str, Any]:
+def to_wire(message: Message) -> dict[str, Any]:
+    """The JSON object of ``message`` as it travels (also embedded in push envelopes)."""
     match message:
         case Hello():
             return {
@@ -249,7 +253,7 @@ def _to_wire(message: Message) -> dict[str, Any]:
 
 def encode(message: Message) -> bytes:
     """One complete frame (length prefix and body) for ``message``."""
-    body = json.dumps(_to_wire(message), ensure_ascii=False, separators=(",", ":")).encode()
+    body = json.dumps(to_wire(message), ensure_ascii=False, separators=(",", ":")).encode()
     if len(body) > MAX_FRAME_BYTES:
         raise ProtocolError(
             "frame_too_large",
@@ -331,7 +335,8 @@ def _snapshot(obj: Mapping[str, Any]) -> ConfigSnapshot:
     return snapshot
 
 
-def _from_wire(obj: Mapping[str, Any]) -> Message:
+def from_wire(obj: Mapping[str, Any]) -> Message:
+    """Validate a decoded JSON object and build its message; raise :class:`ProtocolError`."""
     kind = obj.get("type")
     match kind:
         case "hello":
@@ -389,7 +394,7 @@ def decode_body(body: bytes) -> Message:
         raise ProtocolError(
             "malformed_frame", f"frame body must be a JSON object, not {type(obj).__name__}"
         )
-    return _from_wire(obj)
+    return from_wire(obj)
 
 
 def _check_length(length: int) -> None:

@@ -1,0 +1,138 @@
+"""Test doubles for applications that use hotconf: a real relay you drive from a plain test.
+
+``FakeRelay`` runs a :class:`hotconf.relay.Relay` on its own event loop in a background thread
+and serves a Unix socket, so the code under test talks wire protocol v1 exactly as it would to a
+sidecar. Tests publish configs with plain dicts and read back each client's ACK or NACK::
+
+    with FakeRelay(tmp_path / "hotconf.sock") as relay:
+        relay.publish({"app.yaml": "port: 8080\\n"})
+        ...  # start hotconf.run(...) with socket=relay.path
+        [verdict] = relay.publish({"app.yaml": "port: 9090\\n"}, wait=5)
+        assert verdict.result == "ack"
+
+``stop()`` and ``start()`` simulate a sidecar restart; the held configs survive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
+from hotconf.relay import ClientStatus, Relay, Verdict
+
+__all__ = ["FakeRelay", "snapshot"]
+
+T = TypeVar("T")
+
+
+def snapshot(
+    data: Mapping[str, str],
+    *,
+    binary_data: Mapping[str, bytes] | None = None,
+    namespace: str = "default",
+    name: str = "app",
+) -> ConfigSnapshot:
+    """A snapshot of ConfigMap ``namespace/name`` holding ``data``, with its content revision."""
+    binary = dict(binary_data or {})
+    return ConfigSnapshot(namespace, name, compute_revision(data, binary), dict(data), binary)
+
+
+class FakeRelay:
+    """A relay in a background thread, driven with blocking calls; see the module docstring."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        namespace: str = "default",
+        name: str = "app",
+        heartbeat_interval: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.ref = ConfigMapRef(namespace, name)
+        self._heartbeat_interval = heartbeat_interval
+        self._held: list[ConfigSnapshot] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._relay: Relay | None = None
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            coroutine.close()
+            raise RuntimeError("FakeRelay is stopped; call start() first")
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result()
+
+    def start(self) -> FakeRelay:
+        """Serve the socket (again), with every config published so far."""
+        if self._loop is not None:
+            raise RuntimeError("FakeRelay is already running")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="hotconf-fake-relay", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._loop = loop
+        relay = Relay(
+            self.path, server_name="hotconf-fake-relay", heartbeat_interval=self._heartbeat_interval
+        )
+        relay.load(self._held)
+        self._call(relay.start())
+        self._relay = relay
+        return self
+
+    def stop(self) -> None:
+        """Close the socket and every connection, like a sidecar that exits."""
+        if self._loop is None or self._relay is None:
+            return
+        self._held = list(self._relay.snapshots.values())
+        self._call(self._relay.aclose())
+        loop, self._loop = self._loop, None
+        loop.call_soon_threadsafe(loop.stop)
+        assert self._thread is not None
+        self._thread.join()
+        loop.close()
+        self._relay = None
+
+    def __enter__(self) -> FakeRelay:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def publish(
+        self,
+        config: Mapping[str, str] | ConfigSnapshot,
+        *,
+        wait: float | None = None,
+    ) -> list[Verdict]:
+        """Publish ``config`` (a data dict or a snapshot) and, with ``wait``, the verdicts."""
+        if not isinstance(config, ConfigSnapshot):
+            config = snapshot(config, namespace=self.ref.namespace, name=self.ref.name)
+        if self._relay is None:
+            self._held = [s for s in self._held if s.ref != config.ref] + [config]
+            return []
+        return self._call(self._relay.publish(config, wait=wait))
+
+    def clients(self) -> list[ClientStatus]:
+        """The clients connected now."""
+        if self._relay is None:
+            return []
+        relay = self._relay
+
+        async def read() -> list[ClientStatus]:
+            return relay.clients()
+
+        return self._call(read())
