@@ -80,7 +80,7 @@ def test_pods_without_the_annotation_are_untouched(annotations: dict[str, str]) 
 def test_socket_mode_follows_fs_group() -> None:
     def mode(result: dict[str, Any]) -> str:
         env = result["spec"]["initContainers"][0]["env"]
-        return next(e["value"] for e in env if e["name"] == "HOTCONF_SOCKET_MODE")
+        return str(next(e["value"] for e in env if e["name"] == "HOTCONF_SOCKET_MODE"))
 
     assert (
         mode(injected_copy(pod(ANNOTATED, securityContext={"fsGroup": 2000}), SETTINGS)) == "0660"
