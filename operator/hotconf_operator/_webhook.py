@@ -9,7 +9,6 @@ handed to kopf as a body transformation so that kopf turns the result into a JSO
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import Any, Final
@@ -57,7 +56,10 @@ def register(registry: kopf.OperatorRegistry, injection: InjectionSettings) -> N
         pod: dict[str, Any] = {"metadata": dict(body.metadata), "spec": dict(body.spec)}
         if not wants_injection(pod):
             return
-        patch.fns.append(functools.partial(inject, settings=injection))
+        def transform(raw: Any) -> None:
+            inject(raw, injection)
+
+        patch.fns.append(transform)
         logger.info(
             "injecting hotconf-sidecar into pod %s/%s",
             body.metadata.get("namespace", ""),
