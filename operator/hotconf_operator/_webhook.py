@@ -2,7 +2,7 @@
 
 Registered by the operator's start-up code with :func:`register`; the MutatingWebhookConfiguration
 itself belongs to the Helm chart (kopf does not manage it), which points the API server at
-``https://<service>:443/hotconf-inject`` with ``failurePolicy: Ignore`` so that a broken webhook
+``https://<service>:443/inject-sidecar`` (the chart's ``webhook.path``) with ``failurePolicy: Ignore`` so that a broken webhook
 never blocks pod creation. The injection itself is :func:`hotconf_operator._injection.inject`,
 handed to kopf as a body transformation so that kopf turns the result into a JSON patch.
 """
@@ -22,7 +22,7 @@ __all__ = ["WEBHOOK_ID", "register", "webhook_server"]
 logger: Final = logging.getLogger("hotconf.operator.webhook")
 
 #: kopf serves a handler at ``/<id>``; the chart's MutatingWebhookConfiguration uses this path.
-WEBHOOK_ID: Final = "hotconf-inject"
+WEBHOOK_ID: Final = "inject-sidecar"
 
 
 def webhook_server(*, port: int, cert_dir: Path | None) -> kopf.WebhookServer:
