@@ -4,15 +4,18 @@ Proves: ``create ns``; client-side ``apply`` creates, then reconfigures with a s
 patch; ``apply`` of a multi-document manifest like a rendered Helm chart (Deployment,
 ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding, Service, Secret,
 MutatingWebhookConfiguration, Pod); ``get -o json`` with selectors; ``patch`` (merge, json,
-strategic); ``delete``; a NotFound error as kubectl reports it.
+strategic); ``delete``; a NotFound error as kubectl reports it; the repository's own chart,
+rendered by helm, applies and re-applies unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 
-from kube_emulator.pytest_plugin import Kubectl
+import pytest
+from kube_emulator.pytest_plugin import REPO, Kubectl, tool_path
 
 CONFIGMAP = textwrap.dedent("""\
     apiVersion: v1
@@ -175,3 +178,22 @@ def test_discovery_as_kubectl_sees_it(kubectl: Kubectl) -> None:
     resources = kubectl("api-resources", "--no-headers").stdout
     for line in ("configmaps", "leases", "mutatingwebhookconfigurations", "kopfpeerings"):
         assert line in resources
+
+
+def test_apply_the_real_chart_twice(kubectl: Kubectl) -> None:
+    chart = REPO / "charts" / "hotconf"
+    if not chart.is_dir():
+        pytest.skip(f"{chart} is not in this checkout")
+    rendered = subprocess.run(
+        [str(tool_path("helm")), "template", "hotconf", str(chart), "-n", "hotconf"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    kubectl("create", "ns", "hotconf")
+    first = kubectl("apply", "--validate=false", "-n", "hotconf", "-f", "-", input=rendered)
+    assert "deployment.apps/hotconf created" in first.stdout
+    second = kubectl("apply", "--validate=false", "-n", "hotconf", "-f", "-", input=rendered)
+    assert "created" not in second.stdout
+    assert "deployment.apps/hotconf unchanged" in second.stdout
