@@ -2,9 +2,10 @@
 
 Registered by the operator's start-up code with :func:`register`; the MutatingWebhookConfiguration
 itself belongs to the Helm chart (kopf does not manage it), which points the API server at
-``https://<service>:443/inject-sidecar`` (the chart's ``webhook.path``) with ``failurePolicy: Ignore`` so that a broken webhook
-never blocks pod creation. The injection itself is :func:`hotconf_operator._injection.inject`,
-handed to kopf as a body transformation so that kopf turns the result into a JSON patch.
+``https://<service>:443/inject-sidecar`` (the chart's ``webhook.path``) with
+``failurePolicy: Ignore`` so that a broken webhook never blocks pod creation. The injection
+itself is :func:`hotconf_operator._injection.inject`, handed to kopf as a body transformation so
+that kopf turns the result into a JSON patch.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def register(registry: kopf.OperatorRegistry, injection: InjectionSettings) -> N
         pod: dict[str, Any] = {"metadata": dict(body.metadata), "spec": dict(body.spec)}
         if not wants_injection(pod):
             return
+
         def transform(raw: Any) -> None:
             inject(raw, injection)
 
