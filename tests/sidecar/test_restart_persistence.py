@@ -17,6 +17,7 @@ def test_kill_9_between_pushes_loses_nothing(tmp_path: Path, signer: Signer) -> 
         assert sidecar.push(first).body["status"] == "applied"
         applied = sidecar.push(second).body
         sidecar.kill()  # SIGKILL right after the answer: no chance to flush anything
+        assert sidecar.socket.is_socket()  # left behind; the restart must replace it safely
 
         sidecar.start()
         [held] = sidecar.get("/v1/state").body["configmaps"]
