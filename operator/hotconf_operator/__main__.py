@@ -83,7 +83,6 @@ async def run(config: OperatorConfig) -> None:
                 namespaces=list(config.namespaces),
                 standalone=config.peering.standalone,
                 priority=config.peering.priority,
-                peering_name=config.peering.name,
                 liveness_endpoint=f"http://0.0.0.0:{health}/healthz" if health else None,
             )
         finally:

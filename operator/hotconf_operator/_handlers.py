@@ -76,10 +76,9 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.watching.reconnect_backoff = 0.2
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
+    # Standalone mode and the priority are passed to kopf.operator(); the peering name is set
+    # here, not there: kopf makes peering mandatory when it gets a name as an argument.
     settings.peering.name = config.peering.name
-    settings.peering.priority = config.peering.priority
-    settings.peering.standalone = config.peering.standalone
-    settings.peering.clusterwide = not config.namespaces
     settings.peering.stealth = True
 
 
@@ -111,7 +110,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if runtime.manager is not None:
             await runtime.manager.aclose()
 
-    @kopf.index("pods", annotations={CONFIGMAPS_ANNOTATION: kopf.PRESENT}, registry=registry)
+    @kopf.index(
+        "pods", id=INDEX_NAME, annotations={CONFIGMAPS_ANNOTATION: kopf.PRESENT}, registry=registry
+    )
     async def hotconf_pods(body: kopf.Body, **_: Any) -> dict[ConfigMapRef, PodTarget]:
         return index_pod(body)
 
