@@ -8,18 +8,19 @@ and produces a warning Event naming the key and line; a ConfigMap of about 1 MiB
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
-from hotconf_e2e import configmap_manifest, kubectl, pods, wait_for
+from hotconf_e2e import Pod, configmap_manifest, kubectl, pods, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-def values(ps):
+def values(ps: list[Pod]) -> list[Any]:
     return [(p.current() or {}).get("value") for p in ps]
 
 
-def assert_clean(cm):
+def assert_clean(cm: dict[str, Any]) -> None:
     meta = cm["metadata"]
     assert not meta.get("finalizers"), meta.get("finalizers")
     kopf_keys = [k for k in (meta.get("annotations") or {}) if "kopf" in k]

@@ -253,9 +253,10 @@ class Pod:
     def reports(self) -> list[dict[str, Any]]:
         return read_reports(self.report)
 
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> dict[str, Any]:
+        """The worker's last report ({} before its first config)."""
         reports = self.reports()
-        return reports[-1] if reports else None
+        return reports[-1] if reports else {}
 
     def logs(self, which: str) -> str:
         path = self.dir / f"{which}.log"
