@@ -45,6 +45,36 @@ def test_patch_reaches_every_worker(cluster, operator):
         assert (status["phase"], status["total"], status["rejected"]) == ("complete", 3, 0)
         assert all(p.current()["generation"] == 2 for p in ps)
         assert_clean(cluster.api.get_cm("app"))
+        # `kubectl hotconf status` (the plugin) tells the same story, as JSON and as a table.
+        (row,) = json.loads(kubectl(cluster.kubeconfig, "hotconf", "status", "-o", "json"))
+        assert (row["name"], row["revision"], row["applied"], row["total"]) == (
+            "app",
+            revision,
+            3,
+            3,
+        )
+        table = kubectl(cluster.kubeconfig, "hotconf", "status", "-n", "default", "app")
+        header, line = table.splitlines()
+        assert header.split()[:8] == [
+            "NAMESPACE",
+            "NAME",
+            "REVISION",
+            "PHASE",
+            "APPLIED",
+            "REJECTED",
+            "PENDING",
+            "TOTAL",
+        ]
+        assert line.split()[:8] == [
+            "default",
+            "app",
+            revision[7:19],
+            "complete",
+            "3",
+            "0",
+            "0",
+            "3",
+        ]
 
 
 def test_invalid_configmap_reaches_no_pod(cluster, operator):

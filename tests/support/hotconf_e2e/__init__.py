@@ -322,7 +322,12 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
         input=stdin,
         capture_output=True,
         text=True,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        # The venv's bin on PATH: kubectl finds the `kubectl-hotconf` plugin there.
+        env={
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
         timeout=30,
         check=False,
     )
