@@ -21,16 +21,33 @@ from hotconf._errors import (
     RunnerError,
     TaskStuck,
 )
+from hotconf._runners._api import Mode, run
+from hotconf._runners._asyncio import AsyncRunner
+from hotconf._runners._base import EXIT_STUCK, ReloadEvent, RunnerOptions, RunnerState
+from hotconf._runners._process import ProcessRunner
+from hotconf._runners._repeat import arepeat, repeat
+from hotconf._runners._thread import ThreadRunner
 
 __all__ = [
+    "EXIT_STUCK",
+    "AsyncRunner",
     "Config",
     "ConfigError",
     "ConfigParseError",
     "ConfigRejected",
     "FirstConfigTimeout",
     "HotconfError",
+    "Mode",
+    "ProcessRunner",
     "ProtocolError",
     "RelayUnavailable",
+    "ReloadEvent",
     "RunnerError",
+    "RunnerOptions",
+    "RunnerState",
     "TaskStuck",
+    "ThreadRunner",
+    "arepeat",
+    "repeat",
+    "run",
 ]

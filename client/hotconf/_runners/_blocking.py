@@ -1,0 +1,262 @@
+"""The supervisor loop of the blocking runners (thread and process modes).
+
+Subclassed by :class:`~hotconf._runners._thread.ThreadRunner` and
+:class:`~hotconf._runners._process.ProcessRunner`, which supply a :class:`Generation` (one run of
+the task on one config). ``run()`` blocks the calling thread and serves one inbox, a
+``queue.SimpleQueue`` fed by the relay connection's thread (arriving snapshots), by the
+generations (their end) and by signal handlers and ``close()`` (stop requests);
+``SimpleQueue.put`` is reentrant, so a signal handler may call it.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Final
+
+from hotconf._config import Config
+from hotconf._errors import RunnerError
+from hotconf._runners._base import BaseRunner, RunnerOptions, RunnerState, now
+from hotconf.protocol import ConfigMapRef, ConfigSnapshot
+
+__all__ = ["BlockingRunner", "Generation"]
+
+logger: Final = logging.getLogger("hotconf")
+
+
+class Generation(abc.ABC):
+    """One run of the task on one config, in a thread or a process."""
+
+    def __init__(self, config: Config, post: Callable[[object], None]) -> None:
+        self.config = config
+        self.post = post
+        #: Set by the supervisor when it learns the run ended (never by another thread).
+        self.exited = False
+
+    @abc.abstractmethod
+    def start(self) -> float:
+        """Start the run; return once it runs, with the ``now()`` at which it began.
+
+        Raise :class:`RunnerError` if it cannot start; post :class:`Exited` when it ends.
+        """
+
+    @abc.abstractmethod
+    def drain(self) -> None:
+        """Set the run's ``draining`` Event."""
+
+    @abc.abstractmethod
+    def force(self, grace: float) -> bool:
+        """The drain deadline passed: stop the run by force; False if that is impossible."""
+
+    def reap(self) -> None:  # noqa: B027 - optional hook
+        """Release what the run held (helper threads) once it is known to have ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    generation: Generation
+    error: str | None  # a traceback if the task raised
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrived:
+    snapshot: ConfigSnapshot
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    reason: str
+
+
+class BlockingRunner(BaseRunner):
+    """Runs ``task(config, draining)`` and restarts it on each new revision; blocks in run()."""
+
+    def __init__(self, task: Callable[..., Any], **options: Any) -> None:
+        super().__init__(task, RunnerOptions(**options))
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._gen: Generation | None = None
+        self._stopping = False
+        self._hurry = False
+        self._done = threading.Event()
+        self._runner_thread: threading.Thread | None = None
+
+    @abc.abstractmethod
+    def _generation(self, config: Config) -> Generation:
+        """A new, unstarted generation on ``config``."""
+
+    # -- public lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect, wait for the first config, run the task and follow revisions until stopped.
+
+        Returns after close(), SIGTERM or SIGINT (handled only when called from the main
+        thread), once the task drained. Raises FirstConfigTimeout when no valid config arrives
+        in time, RunnerError on misuse.
+        """
+        self._begin()
+        self._runner_thread = threading.current_thread()
+        restore = self._install_signals()
+        try:
+            self._connect(lambda snapshot, at: self._inbox.put(_Arrived(snapshot, at)))
+            self._supervise()
+        finally:
+            self._stopping = True
+            try:
+                self._retire()
+            finally:
+                self._disconnect()
+                restore()
+                self._finish()
+                self._done.set()
+
+    def close(self) -> None:
+        """Drain the task and stop; from another thread, waits until run() has returned."""
+        if self._state is RunnerState.CREATED:
+            self._begin()
+            self._finish()
+            self._done.set()
+            return
+        self._inbox.put(_Stop("close()"))
+        if threading.current_thread() is not self._runner_thread:
+            self._done.wait()
+
+    def __enter__(self) -> BlockingRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self._inbox.put(_Stop(signal.Signals(signum).name))
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    def _next(self, timeout: float | None) -> list[object]:
+        """What arrived within ``timeout``: every waiting item, snapshots coalesced per ConfigMap
+        to the newest."""
+        try:
+            items = [self._inbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        newest: dict[ConfigMapRef, _Arrived] = {}
+        for item in items:
+            if isinstance(item, _Arrived):
+                newest[item.snapshot.ref] = item
+        return [i for i in items if not isinstance(i, _Arrived) or newest[i.snapshot.ref] is i]
+
+    def _handle(self, item: object) -> None:
+        match item:
+            case _Arrived(snapshot, received_at):
+                self._offer(snapshot, received_at)
+            case Exited(generation, error):
+                if generation is not self._gen or generation.exited:
+                    return
+                generation.exited = True
+                if self._state in (RunnerState.DRAINING, RunnerState.STUCK):
+                    if error is not None:
+                        logger.warning("hotconf: the task raised while draining:\n%s", error)
+                    return
+                generation.reap()
+                self._gen = None
+                self._ended_alone(error)
+            case _Stop(reason):
+                if self._stopping:
+                    logger.warning(
+                        "hotconf: %s again: stopping without waiting for the drain", reason
+                    )
+                    self._hurry = True
+                else:
+                    logger.info("hotconf: %s: draining the task and stopping", reason)
+                    self._stopping = True
+
+    def _supervise(self) -> None:
+        deadline = now() + self.options.first_config_timeout
+        while self._target is None:
+            if self._stopping:
+                return
+            remaining = deadline - now()
+            if remaining <= 0:
+                raise self._first_config_timeout()
+            for item in self._next(remaining):
+                self._handle(item)
+        while not self._stopping:
+            if self._target is not None:
+                if self._gen is not None:
+                    self._retire()
+                else:
+                    self._launch()
+                continue
+            for item in self._next(None):
+                self._handle(item)
+
+    def _launch(self) -> None:
+        target, self._target = self._target, None
+        assert target is not None
+        generation = self._generation(target.config)
+        try:
+            started_at = generation.start()
+        except RunnerError as exc:
+            if self._running is None:
+                raise
+            self._start_failed(target, str(exc))
+            return
+        self._gen = generation
+        self._started(target, started_at)
+
+    def _retire(self) -> None:
+        """Drain the running generation, by force after the deadline; never leave two running."""
+        generation = self._gen
+        if generation is None:
+            return
+        if not generation.exited:
+            self._set_state(RunnerState.DRAINING)
+            generation.drain()
+            deadline = now() + self.options.drain_timeout
+            while not generation.exited and not self._hurry:
+                remaining = deadline - now()
+                if remaining <= 0:
+                    break
+                for item in self._next(remaining):
+                    self._handle(item)
+        if not generation.exited:
+            what = f"did not return within drain_timeout={self.options.drain_timeout:g}s"
+            if generation.force(self.options.kill_grace):
+                logger.warning("hotconf: the %s task %s; stopped it by force", self.mode, what)
+                generation.exited = True
+            else:
+                self._report_stuck(what + " after `draining` was set")
+                while not generation.exited and not self._stopping:
+                    for item in self._next(None):
+                        self._handle(item)
+                if not generation.exited:
+                    logger.error("hotconf: leaving the stuck task behind as the runner stops")
+                    self._gen = None
+                    return
+        generation.reap()
+        self._gen = None
+        if self._target is not None and not self._stopping:
+            self._set_state(RunnerState.RESTARTING)

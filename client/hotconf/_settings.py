@@ -1,0 +1,63 @@
+"""Where the application library reads its environment: the one place, called by the runners.
+
+Each setting may come from a keyword of :func:`hotconf.run` (which wins) or the environment:
+
+``HOTCONF_SOCKET``
+    Path of the relay's Unix socket. Default ``/run/hotconf/hotconf.sock``, where the injected
+    sidecar listens (the pod shares ``/run/hotconf`` between containers). ``hotconf dev`` sets it.
+``HOTCONF_NAMESPACE``
+    Namespace of a ConfigMap named without one (``configmap="app"``). Default: the pod's own
+    namespace from the service account mount, else ``default``. ``hotconf dev`` sets it to the
+    manifest's namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from hotconf.protocol import ConfigMapRef, refs
+
+__all__ = ["DEFAULT_SOCKET", "ClientSettings"]
+
+DEFAULT_SOCKET: Final = "/run/hotconf/hotconf.sock"
+_SA_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """The resolved connection settings of one runner."""
+
+    #: The relay's Unix socket.
+    socket: Path
+    #: The ConfigMap to follow; None means "the first one the relay serves".
+    configmap: ConfigMapRef | None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        socket: str | os.PathLike[str] | None,
+        configmap: str | None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> ClientSettings:
+        path = (
+            Path(socket)
+            if socket is not None
+            else Path(environ.get("HOTCONF_SOCKET") or DEFAULT_SOCKET)
+        )
+        if configmap is None:
+            return cls(path, None)
+        namespace = environ.get("HOTCONF_NAMESPACE") or _pod_namespace() or "default"
+        (ref,) = refs([configmap], namespace=namespace)
+        return cls(path, ref)
+
+
+def _pod_namespace() -> str | None:
+    try:
+        return _SA_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
