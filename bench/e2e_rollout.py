@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "suppo
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hotconf_e2e import Api, OperatorProcess, make_key, pods, wait_for
 from kube_emulator._process import EmulatorProcess
 
@@ -80,12 +81,11 @@ def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list
                 value = str(i)
                 t0 = time.time()
                 api.patch_cm(name, {"data": {"value": value}})
-                wait_for(
-                    f"round {i}",
-                    lambda v=value: all(p.current().get("value") == v for p in ps),
-                    timeout=60,
-                    every=0.001,
-                )
+
+                def arrived(v: str = value) -> bool:
+                    return all(p.current().get("value") == v for p in ps)
+
+                wait_for(f"round {i}", arrived, timeout=60, every=0.001)
                 latencies.append(max(p.current()["t"] for p in ps) - t0)
                 time.sleep(0.05)
     finally:
@@ -97,7 +97,9 @@ class FakeSidecars:
     """Many sidecar endpoints in one process: verify, record the time, answer like a sidecar."""
 
     def __init__(self, public_pem: bytes) -> None:
-        self.key = serialization.load_pem_public_key(public_pem)
+        key = serialization.load_pem_public_key(public_pem)
+        assert isinstance(key, Ed25519PublicKey)
+        self.key = key
         self.seen: dict[str, tuple[str, float]] = {}  # pod -> (revision, time)
         self.held: dict[str, str] = {}
         self.runners: list[web.AppRunner] = []
@@ -105,7 +107,7 @@ class FakeSidecars:
     async def push(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         payload = base64.b64decode(body["payload"])
-        self.key.verify(base64.b64decode(body["signature"]), payload)  # type: ignore[union-attr]
+        self.key.verify(base64.b64decode(body["signature"]), payload)
         push = json.loads(payload)
         pod = push["pod"]["name"]
         self.seen[pod] = (push["revision"], time.time())
