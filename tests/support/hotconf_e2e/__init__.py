@@ -293,6 +293,8 @@ class OperatorProcess:
             "--signing-key-file", str(self.key_file),
             "--metrics-port", str(self.metrics_port),
             "--health-port", "0",
+            # No injection webhook unless a test asks for one in `extra` (the last flag wins).
+            "--webhook-port", "0",
             "--reconcile-interval", "2",
             "--push-attempts", "3",
             *self.extra,
