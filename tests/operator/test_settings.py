@@ -44,3 +44,30 @@ def test_errors_name_the_setting() -> None:
         parse_settings([], {"HOTCONF_SIGNING_KEY_SECRET": "no-slash"})
     with pytest.raises(SettingsError, match="HOTCONF_PUSH_TIMEOUT"):
         parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PUSH_TIMEOUT": "soon"})
+
+
+def test_sidecar_image_and_resources() -> None:
+    base = {"HOTCONF_SIGNING_KEY_FILE": "/k"}
+    assert parse_settings([], base).sidecar.image == ""
+    assert parse_settings([], base).sidecar.resources is None
+    env = {
+        **base,
+        "HOTCONF_SIDECAR_IMAGE": "r/hotconf:1",
+        "HOTCONF_SIDECAR_RESOURCES": '{"requests": {"cpu": 1, "memory": "48Mi"}, "limits": {}}',
+    }
+    config = parse_settings([], env)
+    assert config.sidecar.image == "r/hotconf:1"
+    # Quantities are strings in Kubernetes; a bare JSON number becomes one.
+    assert config.sidecar.resources == {"requests": {"cpu": "1", "memory": "48Mi"}, "limits": {}}
+    flags = parse_settings(["--sidecar-resources", "{}", "--sidecar-image", "x"], env)
+    # {} (the chart's `resources: {}`): a sidecar without requests or limits.
+    assert flags.sidecar.resources == {} and flags.sidecar.image == "x"
+
+
+@pytest.mark.parametrize(
+    "raw", ["not json", "[]", '{"requets": {}}', '{"requests": {"cpu": true}}', '{"limits": 1}']
+)
+def test_bad_sidecar_resources_are_refused(raw: str) -> None:
+    env = {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_SIDECAR_RESOURCES": raw}
+    with pytest.raises(SettingsError, match="HOTCONF_SIDECAR_RESOURCES"):
+        parse_settings([], env)
