@@ -45,6 +45,8 @@ def _setup_logging(level: str) -> None:
     # kopf logs every handler call at INFO; keep its chatter out unless asked for.
     if level != "debug":
         logging.getLogger("kopf").setLevel(logging.WARNING)
+        # The webhook server's access log: one line per pod created in the selected namespaces.
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def injection_settings(config: OperatorConfig, signer: Signer) -> InjectionSettings | None:
