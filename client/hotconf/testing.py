@@ -102,7 +102,15 @@ class FakeRelay:
             self.path, server_name="hotconf-fake-relay", heartbeat_interval=self._heartbeat_interval
         )
         relay.load(self._held)
-        self._call(relay.start())
+        try:
+            self._call(relay.start())
+        except BaseException:
+            # Do not leave the loop's thread behind when the socket cannot be served.
+            self._loop = None
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join()
+            loop.close()
+            raise
         self._relay = relay
         return self
 
