@@ -35,7 +35,9 @@ def test_new_revision_drains_then_restarts_and_acks(tmp_path: Path, mode: str) -
             assert runner.state is hotconf.RunnerState.RUNNING
             [verdict] = relay.publish(cfg(tmp_path, "two"), wait=10)
             assert verdict.result == "ack"
-            # The ACK came only after the old generation returned and the new one began.
+            # The ACK came only after the old generation returned and the new one began (its
+            # first log line may follow the ACK by a moment).
+            eventually(lambda: len(lines(log)) == 3, what="second start")
             assert lines(log) == ["start one", "stop one", "start two"]
             assert runner.revision == verdict.revision
         assert lines(log) == ["start one", "stop one", "start two", "stop two"]
@@ -81,5 +83,6 @@ def test_a_burst_of_updates_causes_one_restart_on_the_newest(tmp_path: Path, mod
                 relay.publish(cfg(tmp_path, str(i), drain_delay="1.0"))
             [verdict] = relay.publish(cfg(tmp_path, "100"), wait=20)
             assert verdict.result == "ack"
+            eventually(lambda: len(lines(log)) == 3, what="second start")
             assert lines(log) == ["start 0", "stop 0", "start 100"]
         assert lines(log) == ["start 0", "stop 0", "start 100", "stop 100"]

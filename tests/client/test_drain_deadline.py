@@ -90,6 +90,7 @@ def test_coroutine_past_the_deadline_is_cancelled(tmp_path: Path) -> None:
             eventually(lambda: lines(log) == ["start one"], what="first generation")
             [verdict] = relay.publish(cfg(tmp_path, "two"), wait=10)
             assert verdict.result == "ack"
+            eventually(lambda: len(lines(log)) == 3, what="second start")
             assert lines(log) == ["start one", "cancelled one", "start two"]
 
 
@@ -105,5 +106,6 @@ def test_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> N
             first_pid = int((tmp_path / "log").read_text().split()[2])
             [verdict] = relay.publish(cfg(tmp_path, "two"), wait=10)
             assert verdict.result == "ack"
-            assert lines(log) == ["start one", "start two"]
+            # The ACK goes out when the child begins; its first log line follows a moment later.
+            eventually(lambda: lines(log) == ["start one", "start two"], what="second start")
             assert not Path(f"/proc/{first_pid}").exists()

@@ -41,6 +41,7 @@ def test_relay_restart_keeps_the_task_and_resyncs_without_restart(tmp_path: Path
             assert lines(log) == ["start one"]
             [verdict] = relay.publish({"log": str(log), "value": "two"}, wait=10)
             assert verdict.result == "ack"
+            eventually(lambda: len(lines(log)) == 3, what="second start")
             assert lines(log) == ["start one", "stop one", "start two"]
 
 
