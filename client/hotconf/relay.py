@@ -185,6 +185,11 @@ class Relay:
             with contextlib.suppress(OSError, RuntimeError):
                 connection.writer.write(farewell)
             connection.writer.close()
+        # Closing a writer ends its handler's read with a clean end of stream. Cancel only the
+        # handlers that do not finish by themselves: on Python 3.11, asyncio's stream callback
+        # logs a spurious "Exception in callback" for every handler task that ends cancelled.
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=1.0)
         for task in list(self._handlers):
             task.cancel()
         if self._handlers:

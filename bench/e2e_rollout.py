@@ -1,0 +1,235 @@
+"""End-to-end rollout benchmark: from the API write to every worker running the new revision.
+
+    .venv/bin/python bench/e2e_rollout.py [--pods 1,10,100] [--rounds 30] [--fanout 1000]
+
+Part 1 (real processes): the emulator, ``hotconf-operator``, and per pod a real
+``hotconf-sidecar`` on its own 127.0.0.x plus a worker built on ``hotconf.run`` that appends
+``time.time()`` to a report file when its task starts on a revision. Each round PATCHes the
+ConfigMap over HTTP (merge patch) and waits until every worker reports the new revision; the
+latency is the last worker's time minus the time just before the PATCH was sent (one machine,
+one clock).
+
+Part 2 (fan-out): ``--fanout`` Pod objects whose "sidecars" are aiohttp endpoints in this
+process on 127.0.0.x (each verifies the Ed25519 signature and answers like a sidecar with no
+clients); time from the PATCH to the last endpoint having verified its push. Then 100
+ConfigMaps are created and the operator's resident memory (VmRSS) is read with every pod and
+ConfigMap indexed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hotconf_e2e import Api, OperatorProcess, make_key, pods, wait_for
+from kube_emulator._process import EmulatorProcess
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def create_cm(api: Api, name: str, data: dict[str, str]) -> None:
+    api.request(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"hotconf.dev/enabled": "true"}},
+            "data": data,
+        },
+    )
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list[float]:
+    api = Api(emu.url)
+    name = f"bench{count}"
+    create_cm(api, name, {"value": "0"})
+    pub = make_key(work / f"key{count}.pem")
+    op = OperatorProcess(
+        kubeconfig=emu.kubeconfig, key_file=work / f"key{count}.pem", workdir=work,
+        extra=("--reconcile-interval", "60"),
+    ).start()  # fmt: skip
+    latencies = []
+    try:
+        with pods(api, work / name, count, configmap=name, public_key_pem=pub) as ps:
+            wait_for("first config", lambda: all(p.current() for p in ps), timeout=120)
+            for i in range(1, rounds + 1):
+                value = str(i)
+                t0 = time.time()
+                api.patch_cm(name, {"data": {"value": value}})
+
+                def arrived(v: str = value) -> bool:
+                    return all(p.current().get("value") == v for p in ps)
+
+                wait_for(f"round {i}", arrived, timeout=60, every=0.001)
+                latencies.append(max(p.current()["t"] for p in ps) - t0)
+                time.sleep(0.05)
+    finally:
+        op.stop()
+    return latencies
+
+
+class FakeSidecars:
+    """Many sidecar endpoints in one process: verify, record the time, answer like a sidecar."""
+
+    def __init__(self, public_pem: bytes) -> None:
+        key = serialization.load_pem_public_key(public_pem)
+        assert isinstance(key, Ed25519PublicKey)
+        self.key = key
+        self.seen: dict[str, tuple[str, float]] = {}  # pod -> (revision, time)
+        self.held: dict[str, str] = {}
+        self.runners: list[web.AppRunner] = []
+
+    async def push(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        payload = base64.b64decode(body["payload"])
+        self.key.verify(base64.b64decode(body["signature"]), payload)
+        push = json.loads(payload)
+        pod = push["pod"]["name"]
+        self.seen[pod] = (push["revision"], time.time())
+        self.held[pod] = push["revision"]
+        return web.json_response(
+            {"status": "applied", "revision": push["revision"], "sequence": push["sequence"],
+             "clients": []}
+        )  # fmt: skip
+
+    async def state(self, request: web.Request) -> web.Response:
+        pod = request.match_info.get("pod", "")
+        revision = self.held.get(request.app["pod"])
+        cms = [] if revision is None else [
+            {"namespace": "default", "name": "fanout", "revision": revision, "sequence": 0,
+             "clients": []}
+        ]  # fmt: skip
+        return web.json_response({"pod": {"name": pod}, "configmaps": cms})
+
+    async def start(self, pod: str, host: str) -> int:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app["pod"] = pod
+        app.router.add_post("/v1/push", self.push)
+        app.router.add_get("/v1/state", self.state)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, 0)
+        await site.start()
+        self.runners.append(runner)
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> dict[str, float]:
+    api = Api(emu.url)
+    pub = make_key(work / "fanout.pem")
+    fakes = FakeSidecars(pub.encode())
+    create_cm(api, "fanout", {"value": "0"})
+    for i in range(count):
+        host = f"127.0.{1 + i // 250}.{1 + i % 250}"
+        port = await fakes.start(f"pod-{i}", host)
+        await asyncio.to_thread(
+            api.create_pod,
+            {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"pod-{i}", "annotations": {
+                    "hotconf.dev/configmaps": "fanout", "hotconf.dev/port": str(port)}},
+                "status": {"phase": "Running", "podIP": host},
+            },
+        )  # fmt: skip
+    op = OperatorProcess(
+        kubeconfig=emu.kubeconfig, key_file=work / "fanout.pem", workdir=work,
+        extra=("--reconcile-interval", "600", "--push-concurrency", "256"),
+    ).start()  # fmt: skip
+    result: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(fakes.seen) < count and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        assert len(fakes.seen) == count, f"only {len(fakes.seen)} pods got the first config"
+        times = []
+        for i in range(1, rounds + 1):
+            t0 = time.time()
+            await asyncio.to_thread(api.patch_cm, "fanout", {"data": {"value": str(i)}})
+            first = next(iter(fakes.seen.values()))[0]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                revs = {rev for rev, _ in fakes.seen.values()}
+                if len(revs) == 1 and first not in revs:
+                    break
+                await asyncio.sleep(0.005)
+            times.append(max(t for _, t in fakes.seen.values()) - t0)
+            await asyncio.sleep(0.5)
+        result["fanout_p50"] = statistics.median(times)
+        result["fanout_max"] = max(times)
+        for n in range(100):
+            await asyncio.to_thread(
+                create_cm, api, f"extra-{n}", {"value": str(n), "k": "x" * 1000}
+            )
+        await asyncio.sleep(3)
+        assert op.proc is not None
+        result["rss_mib"] = rss_mib(op.proc.pid)
+    finally:
+        op.stop()
+        await fakes.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pods", default="1,10,100")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--fanout", type=int, default=1000)
+    parser.add_argument("--fanout-rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for count in [int(n) for n in args.pods.split(",") if n]:
+            (work / f"emu{count}").mkdir()
+            with EmulatorProcess(workdir=work / f"emu{count}") as emu:
+                rounds = args.rounds if count < 100 else max(10, args.rounds // 3)
+                lat = real_pods(emu, work, count, rounds)
+                p50 = statistics.median(lat)
+                print(
+                    f"{count:>4} pods  rounds {len(lat):>3}  p50 {p50 * 1e3:7.1f} ms"
+                    f"  p99 {percentile(lat, 99) * 1e3:7.1f} ms  max {max(lat) * 1e3:7.1f} ms",
+                    flush=True,
+                )
+        if args.fanout:
+            (work / "emuf").mkdir()
+            with EmulatorProcess(workdir=work / "emuf") as emu:
+                r = asyncio.run(fanout(emu, work, args.fanout, args.fanout_rounds))
+                print(
+                    f"fan-out {args.fanout} in-process sidecars: p50 {r['fanout_p50'] * 1e3:.0f} ms"
+                    f"  max {r['fanout_max'] * 1e3:.0f} ms; operator RSS with {args.fanout} pods "
+                    f"and 101 ConfigMaps indexed: {r['rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+    _ = urllib.request  # the harness talks HTTP through urllib
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+{{/*
+hotconf.name: the chart's short name (or .Values.nameOverride), for the app.kubernetes.io/name
+label. Truncated to 63 characters, the limit of a label value and of a DNS label.
+*/}}
+{{- define "hotconf.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+hotconf.fullname: the base name of every object of the release. "<release>-hotconf", or just
+"<release>" when the release name already contains the chart name, or .Values.fullnameOverride.
+Truncated to 63 characters because some objects (Services) must be valid DNS labels.
+*/}}
+{{- define "hotconf.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+hotconf.chart: "<chart>-<version>" for the helm.sh/chart label (never in a selector).
+*/}}
+{{- define "hotconf.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+hotconf.selectorLabels: the labels that select the operator's pods (Deployment selector,
+Service selector). Only the name and the instance: these must never change across upgrades,
+since a Deployment's selector is immutable, so the chart and app versions stay out.
+*/}}
+{{- define "hotconf.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hotconf.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+hotconf.labels: the common labels of every object of the release: the selector labels plus
+the chart, the app version and the managing tool.
+*/}}
+{{- define "hotconf.labels" -}}
+helm.sh/chart: {{ include "hotconf.chart" . }}
+{{ include "hotconf.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: hotconf
+{{- end }}
+
+{{/*
+hotconf.serviceAccountName: the operator's ServiceAccount, created by the chart or given.
+*/}}
+{{- define "hotconf.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hotconf.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+hotconf.image: the operator image reference; the tag defaults to the chart's appVersion.
+*/}}
+{{- define "hotconf.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+hotconf.sidecarImage: the image the webhook injects as the sidecar; defaults to the operator's
+image (one image holds both programs).
+*/}}
+{{- define "hotconf.sidecarImage" -}}
+{{- $repository := .Values.sidecar.image.repository | default .Values.image.repository }}
+{{- $tag := .Values.sidecar.image.tag | default .Values.image.tag | default .Chart.AppVersion }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{/*
+hotconf.signingKeySecretName: the Secret holding the operator's Ed25519 signing key
+(key "private.pem"): the user's own, or the one the chart generates.
+*/}}
+{{- define "hotconf.signingKeySecretName" -}}
+{{- .Values.signingKey.existingSecret | default (printf "%s-signing-key" (include "hotconf.fullname" .)) }}
+{{- end }}
+
+{{/*
+hotconf.webhookSecretName: the kubernetes.io/tls Secret with the webhook's serving certificate
+(tls.crt, tls.key, ca.crt), written by the chart (self-signed) or by cert-manager.
+*/}}
+{{- define "hotconf.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "hotconf.fullname" .) }}
+{{- end }}
+
+{{/*
+hotconf.serviceHost: the in-cluster DNS name of the operator's Service, which the API server
+calls for admission and which the serving certificate is issued for.
+*/}}
+{{- define "hotconf.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "hotconf.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/*
+hotconf.rbac.namespacedRules: what the operator does inside a watched namespace, the one list
+used by both the ClusterRole (cluster-wide mode) and each Role (watchNamespaces mode):
+- configmaps get/list/watch: follow labelled ConfigMaps; patch: write hotconf.dev/status and
+  kopf's own bookkeeping annotations. No create/update/delete: it never writes config.
+- pods get/list/watch: find the pods that use a ConfigMap and their IPs. No write rights at all.
+- events create/patch: report pushes and rejections on the ConfigMap (core v1 Events, as kopf
+  posts them).
+Application pods get no rights from this chart: their sidecar talks to nobody but the operator.
+*/}}
+{{- define "hotconf.rbac.namespacedRules" -}}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+hotconf.rbac.scanningRules: cluster-scoped reads kopf makes when it starts and while it runs:
+customresourcedefinitions list/watch, to notice resource kinds appearing (kopf's scanning).
+*/}}
+{{- define "hotconf.rbac.scanningRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/*
+hotconf.rbac.clusterWideRules: in cluster-wide mode only, namespaces list/watch, which kopf
+uses to follow namespaces as they come and go.
+*/}}
+{{- define "hotconf.rbac.clusterWideRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}

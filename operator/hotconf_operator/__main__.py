@@ -1,0 +1,110 @@
+"""``hotconf-operator``: parse settings, log in, load the signing key, run kopf.
+
+The console script's entry point. Everything long-lived is built here, once, and handed to the
+handlers through ``_handlers.Runtime``; kopf runs with its own registry (not the global one),
+cluster-wide or on the namespaces given, with peering unless ``--standalone``, and with its
+liveness endpoint on the health port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from hotconf_operator._delivery import Deliverer
+from hotconf_operator._errors import OperatorError, SettingsError
+from hotconf_operator._handlers import Runtime, register
+from hotconf_operator._kubeapi import KubeApi, login
+from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
+from hotconf_operator._pusher import Pusher
+from hotconf_operator._reconcile import Reconciler
+from hotconf_operator._rollout import RolloutManager
+from hotconf_operator._settings import OperatorConfig, parse_settings
+from hotconf_operator._signing import load_signer
+from hotconf_operator._status import StatusReporter
+
+__all__ = ["main"]
+
+logger = logging.getLogger("hotconf_operator")
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level.upper())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # kopf logs every handler call at INFO; keep its chatter out unless asked for.
+    if level != "debug":
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+
+
+async def run(config: OperatorConfig) -> None:
+    """Run the operator until kopf stops (SIGTERM/SIGINT)."""
+    connection = login()
+    metrics = Metrics()
+    WatchRestartCounter(metrics).install()
+    if config.serving.metrics_port:
+        serve(metrics, port=config.serving.metrics_port)
+    async with KubeApi(connection) as api:
+        signer = await load_signer(config.signing, api=api, ttl=config.push.envelope_ttl)
+        pusher = Pusher(config.push)
+
+        async def fetch_schema(namespace: str, name: str, key: str) -> str:
+            data = (await api.get_configmap(namespace, name)).get("data") or {}
+            return str(data[key])
+
+        runtime = Runtime(config=config, connection=connection)
+        runtime.manager = RolloutManager(
+            deliverer=Deliverer(pusher=pusher, signer=signer, metrics=metrics),
+            reporter=StatusReporter(api),
+            metrics=metrics,
+            targets=runtime.targets,
+            fetch_schema=fetch_schema,
+        )
+        runtime.reconciler = Reconciler(runtime.manager)
+        registry = kopf.OperatorRegistry()
+        register(registry, runtime)
+        health = config.serving.health_port
+        logger.info(
+            "hotconf-operator starting: %s, peering %s",
+            "namespaces " + ",".join(config.namespaces) if config.namespaces else "cluster-wide",
+            "off" if config.peering.standalone else f"{config.peering.name!r}",
+        )
+        try:
+            await kopf.operator(
+                registry=registry,
+                clusterwide=not config.namespaces,
+                namespaces=list(config.namespaces),
+                standalone=config.peering.standalone,
+                priority=config.peering.priority,
+                liveness_endpoint=f"http://0.0.0.0:{health}/healthz" if health else None,
+            )
+        finally:
+            await pusher.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_settings(argv)
+    except SettingsError as exc:
+        print(f"hotconf-operator: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+    try:
+        asyncio.run(run(config))
+    except OperatorError as exc:
+        logger.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

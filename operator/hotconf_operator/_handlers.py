@@ -1,0 +1,143 @@
+"""kopf registration: what the operator watches, and the kopf settings that make it fast.
+
+``__main__`` builds a :class:`Runtime` (the long-lived objects) and calls :func:`register` on a
+fresh :class:`kopf.OperatorRegistry`, then :func:`configure` from kopf's start-up handler.
+
+Watched:
+
+* ConfigMaps labelled ``hotconf.dev/enabled: "true"`` (selected server-side by a label
+  selector): ``@kopf.on.event`` only, handed to ``_rollout``. No changing handlers, no daemons,
+  no timers: those make kopf add finalizers and write its bookkeeping annotations.
+* Pods annotated ``hotconf.dev/configmaps``: a kopf index (``hotconf_pods``: ConfigMap ->
+  subscribed pod sidecars, ``_index``) and an event handler that reconciles a pod once it is
+  Running with an IP (``_reconcile``).
+
+Every handler is ``async``: kopf runs sync handlers in a thread pool, which costs latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from hotconf.protocol import ConfigMapRef
+from hotconf_operator._index import (
+    CONFIGMAPS_ANNOTATION,
+    PodTarget,
+    index_pod,
+    pod_target,
+    subscribed_configmaps,
+    targets_of,
+)
+from hotconf_operator._reconcile import Reconciler
+from hotconf_operator._rollout import RolloutManager
+from hotconf_operator._settings import OperatorConfig
+from hotconf_operator._storage import NoDiffBaseStorage, NoProgressStorage
+
+__all__ = ["ENABLED_LABEL", "INDEX_NAME", "Runtime", "configure", "register"]
+
+ENABLED_LABEL = "hotconf.dev/enabled"
+INDEX_NAME = "hotconf_pods"
+logger = logging.getLogger("hotconf_operator")
+
+
+@dataclass
+class Runtime:
+    """The operator's long-lived objects, shared by the handlers."""
+
+    config: OperatorConfig
+    connection: kopf.ConnectionInfo | None = None
+    manager: RolloutManager | None = None
+    reconciler: Reconciler | None = None
+    index: Mapping[Any, Iterable[PodTarget]] = field(default_factory=dict)
+    sweeper: asyncio.Task[None] | None = None
+
+    def targets(self, ref: ConfigMapRef) -> list[PodTarget]:
+        return targets_of(self.index, ref)
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """kopf settings for hotconf; each choice is explained in docs/operator.md."""
+    settings.persistence.progress_storage = NoProgressStorage()
+    settings.persistence.diffbase_storage = NoDiffBaseStorage()
+    settings.posting.loggers = False  # Events only for what hotconf posts on purpose
+    settings.watching.label_selectors["v1", "configmaps"] = f"{ENABLED_LABEL}=true"
+    # The API server ends a watch after server_timeout; the client gives it a margin, then
+    # kopf reconnects after reconnect_backoff, resuming from the last resourceVersion.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 5
+    settings.watching.reconnect_backoff = 0.2
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 5
+    # Standalone mode and the priority are passed to kopf.operator(); the peering name is set
+    # here, not there: kopf makes peering mandatory when it gets a name as an argument.
+    settings.peering.name = config.peering.name
+    settings.peering.stealth = True
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """Register hotconf's handlers on ``registry`` (not kopf's global default registry)."""
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo | None:
+        return runtime.connection
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        configure(settings, runtime.config)
+        runtime.index = kwargs[INDEX_NAME]
+        if runtime.reconciler is not None:
+            runtime.sweeper = asyncio.create_task(
+                runtime.reconciler.run_forever(runtime.config.reconcile_interval),
+                name="hotconf reconcile sweeper",
+            )
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if runtime.sweeper is not None:
+            runtime.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runtime.sweeper
+        if runtime.reconciler is not None:
+            await runtime.reconciler.aclose()
+        if runtime.manager is not None:
+            await runtime.manager.aclose()
+
+    @kopf.index(
+        "pods", id=INDEX_NAME, annotations={CONFIGMAPS_ANNOTATION: kopf.PRESENT}, registry=registry
+    )
+    async def hotconf_pods(body: kopf.Body, **_: Any) -> dict[ConfigMapRef, PodTarget]:
+        return index_pod(body)
+
+    @kopf.on.event("pods", annotations={CONFIGMAPS_ANNOTATION: kopf.PRESENT}, registry=registry)
+    async def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if runtime.reconciler is None:
+            return
+        uid = str(body.get("metadata", {}).get("uid", ""))
+        if type == "DELETED":
+            runtime.reconciler.pod_gone(uid)
+            return
+        runtime.reconciler.pod_event(
+            pod_target(body),
+            uid=uid,
+            configmaps=subscribed_configmaps(body.get("metadata", {}).get("annotations") or {}),
+        )
+
+    @kopf.on.event("configmaps", labels={ENABLED_LABEL: "true"}, registry=registry)
+    async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if runtime.manager is None:
+            return
+        meta = body.get("metadata", {})
+        if type == "DELETED":
+            await runtime.manager.configmap_deleted(
+                ConfigMapRef(str(meta.get("namespace")), str(meta.get("name")))
+            )
+        else:
+            await runtime.manager.configmap_seen(body)

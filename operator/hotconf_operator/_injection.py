@@ -1,0 +1,169 @@
+"""Sidecar injection: what the mutating webhook adds to a pod annotated ``hotconf.dev/inject``.
+
+A pure function over the pod's JSON body, so that it is tested without a webhook and reused by
+the chart's documentation of the same sidecar. The webhook handler (``_webhook.py``) hands it to
+kopf as a body transformation; kopf diffs the result into the JSON patch the API server applies.
+
+What a pod gets:
+- the sidecar as a *native sidecar*: an init container with ``restartPolicy: Always``, so the
+  kubelet starts it, and waits for its startup probe, before the application containers;
+- an ``emptyDir`` shared with every application container at ``/run/hotconf`` for the socket,
+  and one private to the sidecar at ``/var/lib/hotconf`` for its last good configs;
+- ``HOTCONF_SOCKET`` in every application container;
+- the pod's identity through the Downward API and the operator's public key, for verification;
+- resource requests and a restricted security context.
+
+Injecting twice changes nothing; pods without the annotation are never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "INJECT_ANNOTATION",
+    "SIDECAR_NAME",
+    "InjectionSettings",
+    "inject",
+    "sidecar_container",
+    "wants_injection",
+]
+
+INJECT_ANNOTATION: Final = "hotconf.dev/inject"
+INJECTED_ANNOTATION: Final = "hotconf.dev/injected"
+SIDECAR_NAME: Final = "hotconf-sidecar"
+SOCKET_VOLUME: Final = "hotconf-socket"
+STATE_VOLUME: Final = "hotconf-state"
+SOCKET_DIR: Final = "/run/hotconf"
+STATE_DIR: Final = "/var/lib/hotconf"
+SOCKET_PATH: Final = f"{SOCKET_DIR}/hotconf.sock"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InjectionSettings:
+    """How the injected sidecar looks; the operator builds it from its own settings."""
+
+    #: The hotconf image; the same image runs the operator and the sidecar.
+    image: str
+    #: The operator's Ed25519 public key (PEM); not a secret, the sidecar verifies pushes with it.
+    public_key_pem: str
+    image_pull_policy: str = "IfNotPresent"
+    #: The sidecar's HTTP port for pushes from the operator (``hotconf.dev/port``).
+    port: int = 8790
+    #: A small sidecar: measured at about 40 MB resident when idle (docs/performance.md).
+    requests: dict[str, str] = field(default_factory=lambda: {"cpu": "10m", "memory": "48Mi"})
+    limits: dict[str, str] = field(default_factory=lambda: {"memory": "128Mi"})
+    #: The sidecar's user; numeric so that ``runAsNonRoot`` can be checked by the kubelet.
+    run_as_user: int = 65532
+
+
+def wants_injection(pod: dict[str, Any]) -> bool:
+    """Whether the pod asked for the sidecar with ``hotconf.dev/inject: "true"``."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(INJECT_ANNOTATION, "")).strip().lower() == "true"
+
+
+def _has_sidecar(spec: dict[str, Any]) -> bool:
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return any(c.get("name") == SIDECAR_NAME for c in containers)
+
+
+def _socket_mode(spec: dict[str, Any]) -> str:
+    # The socket lives in an emptyDir that only this pod's containers mount. With an fsGroup the
+    # kubelet makes that directory group-owned and setgid, so group access is enough; without
+    # one, the application may run as any user, so the socket must be open to all of them.
+    security = spec.get("securityContext") or {}
+    return "0660" if security.get("fsGroup") is not None else "0666"
+
+
+def sidecar_container(settings: InjectionSettings, *, socket_mode: str = "0660") -> dict[str, Any]:
+    """The sidecar container, as injected (also what the chart documents to paste by hand)."""
+
+    def field_env(name: str, path: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    probe = {"httpGet": {"path": "/readyz", "port": settings.port}, "periodSeconds": 1}
+    return {
+        "name": SIDECAR_NAME,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["hotconf-sidecar"],
+        "restartPolicy": "Always",
+        "env": [
+            field_env("HOTCONF_POD_NAMESPACE", "metadata.namespace"),
+            field_env("HOTCONF_POD_NAME", "metadata.name"),
+            field_env("HOTCONF_POD_UID", "metadata.uid"),
+            {"name": "HOTCONF_LISTEN", "value": f"0.0.0.0:{settings.port}"},
+            {"name": "HOTCONF_SOCKET", "value": SOCKET_PATH},
+            {"name": "HOTCONF_SOCKET_MODE", "value": socket_mode},
+            {"name": "HOTCONF_STATE_DIR", "value": STATE_DIR},
+            {"name": "HOTCONF_OPERATOR_PUBLIC_KEY", "value": settings.public_key_pem},
+        ],
+        "ports": [{"name": "hotconf", "containerPort": settings.port, "protocol": "TCP"}],
+        "startupProbe": {**probe, "failureThreshold": 30},
+        "readinessProbe": probe,
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": settings.port}},
+        "resources": {"requests": dict(settings.requests), "limits": dict(settings.limits)},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR},
+            {"name": STATE_VOLUME, "mountPath": STATE_DIR},
+        ],
+    }
+
+
+def inject(pod: dict[str, Any], settings: InjectionSettings) -> bool:
+    """Add the sidecar to ``pod`` in place; return whether anything changed.
+
+    Does nothing for a pod without the annotation or one that already has the sidecar.
+    """
+    if not wants_injection(pod):
+        return False
+    spec = pod.setdefault("spec", {})
+    if _has_sidecar(spec):
+        return False
+
+    volumes = spec.setdefault("volumes", [])
+    names = {v.get("name") for v in volumes}
+    if SOCKET_VOLUME not in names:
+        volumes.append(
+            {"name": SOCKET_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+        )
+    if STATE_VOLUME not in names:
+        volumes.append({"name": STATE_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
+
+    # Native sidecars start in order: put hotconf first so the socket exists before any other
+    # init container or application container that may read the config.
+    sidecar = sidecar_container(settings, socket_mode=_socket_mode(spec))
+    spec["initContainers"] = [sidecar, *(spec.get("initContainers") or [])]
+
+    for container in spec.get("containers") or []:
+        env = container.setdefault("env", [])
+        if not any(e.get("name") == "HOTCONF_SOCKET" for e in env):
+            env.append({"name": "HOTCONF_SOCKET", "value": SOCKET_PATH})
+        mounts = container.setdefault("volumeMounts", [])
+        if not any(m.get("name") == SOCKET_VOLUME for m in mounts):
+            mounts.append({"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR, "readOnly": False})
+
+    metadata = pod.setdefault("metadata", {})
+    annotations = metadata.setdefault("annotations", {})
+    annotations.setdefault("hotconf.dev/port", str(settings.port))
+    annotations[INJECTED_ANNOTATION] = "true"
+    return True
+
+
+def injected_copy(pod: dict[str, Any], settings: InjectionSettings) -> dict[str, Any]:
+    """A copy of ``pod`` with the sidecar injected (the original is left as it was)."""
+    result = copy.deepcopy(pod)
+    inject(result, settings)
+    return result

@@ -1,0 +1,175 @@
+"""A small Kubernetes API client for the few writes and reads kopf does not do for hotconf.
+
+kopf watches and posts Events; hotconf itself needs to merge-patch one annotation on a
+ConfigMap (``_status``), read or create the signing-key Secret (``_signing``), read a schema
+ConfigMap (``_validation``) and list ConfigMaps (``status`` CLI). Credentials come from kopf's
+own login functions (:class:`kopf.ConnectionInfo`: in-cluster service account or
+``$KUBECONFIG``), so the operator and the CLI authenticate exactly like kopf does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import kopf
+
+from hotconf_operator._errors import KubeApiError
+
+__all__ = ["KubeApi", "login"]
+
+
+def login() -> kopf.ConnectionInfo:
+    """Credentials as kopf finds them: in-cluster service account first, then ``$KUBECONFIG``."""
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise KubeApiError("no Kubernetes credentials: not in a cluster and no usable kubeconfig")
+    return info
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if not info.server.startswith("https"):
+        return False
+    if info.insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif info.ca_path:
+        ctx = ssl.create_default_context(cafile=str(info.ca_path))
+    elif info.ca_data:
+        data = _as_bytes(info.ca_data)
+        try:  # kubeconfigs carry it base64-encoded; kopf passes it through as given
+            data = base64.b64decode(data, validate=True)
+        except ValueError:
+            pass
+        ctx = ssl.create_default_context(cadata=data.decode())
+    else:
+        ctx = ssl.create_default_context()
+    cert, key = info.certificate_path, info.private_key_path
+    with tempfile.TemporaryDirectory() as tmp:
+        if info.certificate_data:
+            cert = Path(tmp, "cert.pem")
+            cert.write_bytes(base64.b64decode(_as_bytes(info.certificate_data)))
+        if info.private_key_data:
+            key = Path(tmp, "key.pem")
+            key.write_bytes(base64.b64decode(_as_bytes(info.private_key_data)))
+        if cert:
+            ctx.load_cert_chain(str(cert), str(key) if key else None)
+    return ctx
+
+
+class KubeApi:
+    """An aiohttp session bound to one API server and one identity. Use ``async with``."""
+
+    def __init__(self, info: kopf.ConnectionInfo, *, timeout: float = 10.0) -> None:
+        self._info = info
+        self._base = info.server.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "hotconf-operator"}
+        if info.token:
+            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+        auth = None
+        if info.username and info.password:
+            auth = aiohttp.BasicAuth(info.username, info.password)
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            auth=auth,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(info)),
+        )
+
+    async def __aenter__(self) -> KubeApi:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def _request(
+        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
+        url = self._base + path
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if data is not None else {}
+        try:
+            async with self._session.request(method, url, data=data, headers=headers) as resp:
+                text = await resp.text()
+                if resp.status >= 400:
+                    try:
+                        message = json.loads(text).get("message", text)
+                    except (ValueError, AttributeError):
+                        message = text
+                    raise KubeApiError(
+                        f"{method} {path}: HTTP {resp.status}: {str(message)[:300]}",
+                        status=resp.status,
+                    )
+                return json.loads(text) if text else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeApiError(f"{method} {path}: {exc!r}") from exc
+
+    @staticmethod
+    def _cm_path(namespace: str, name: str = "") -> str:
+        path = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
+        return f"{path}/{quote(name)}" if name else path
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", self._cm_path(namespace, name))
+        return result
+
+    async def list_configmaps(
+        self, *, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        path = self._cm_path(namespace) if namespace else "/api/v1/configmaps"
+        if label_selector:
+            path += "?" + urlencode({"labelSelector": label_selector})
+        result = await self._request("GET", path)
+        return list(result.get("items") or [])
+
+    async def annotate_configmap(
+        self, namespace: str, name: str, annotations: dict[str, str]
+    ) -> None:
+        """Merge-patch annotations only: nothing else of the ConfigMap is touched."""
+        await self._request(
+            "PATCH",
+            self._cm_path(namespace, name),
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self._request(
+                "GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
+            )
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def create_secret(self, namespace: str, name: str, data: dict[str, bytes]) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+        await self._request("POST", f"/api/v1/namespaces/{quote(namespace)}/secrets", body=body)

@@ -1,0 +1,80 @@
+"""Prometheus metrics of the operator, on their own registry and port.
+
+``__main__`` calls :func:`serve` when a metrics port is set; ``_rollout`` and ``_reconcile``
+record pushes and rollouts through :class:`Metrics`. Watch restarts are counted from kopf's own
+watcher log records (kopf has no hook for them): :class:`WatchRestartCounter` is a logging
+handler on kopf's watching logger.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["Metrics", "WatchRestartCounter", "serve"]
+
+
+class Metrics:
+    """The operator's metric families."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.pushes = Counter(
+            "hotconf_operator_pushes",
+            "Pushes to sidecars by outcome (applied, unchanged, rejected, refused, unreachable).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.rollout_seconds = Histogram(
+            "hotconf_operator_rollout_duration_seconds",
+            "From a new revision seen to the last pod's answer, by final phase.",
+            ["phase"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.pods = Gauge(
+            "hotconf_operator_pods",
+            "Subscribed pods by state of the current revision (applied, rejected, pending).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.invalid = Counter(
+            "hotconf_operator_invalid_configmaps",
+            "Revisions that failed validation and were pushed nowhere.",
+            registry=self.registry,
+        )
+        self.watch_restarts = Counter(
+            "hotconf_operator_watch_restarts",
+            "Kubernetes API watch streams started again after the first start, by resource.",
+            ["resource"],
+            registry=self.registry,
+        )
+
+
+class WatchRestartCounter(logging.Handler):
+    """Counts kopf's "Starting/Restarting the watch-stream for R" records after the first."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__(level=logging.DEBUG)
+        self._metrics = metrics
+        self._seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for prefix in ("Starting the watch-stream for ", "Restarting the watch-stream for "):
+            if message.startswith(prefix):
+                resource = message[len(prefix) :].split(" ", 1)[0]
+                if message.startswith("Restarting") or resource in self._seen:
+                    self._metrics.watch_restarts.labels(resource=resource).inc()
+                self._seen.add(resource)
+
+    def install(self) -> None:
+        watcher = logging.getLogger("kopf._cogs.clients.watching")
+        watcher.setLevel(logging.DEBUG)
+        watcher.addHandler(self)
+
+
+def serve(metrics: Metrics, *, port: int, host: str = "0.0.0.0") -> None:
+    """Serve ``/metrics`` from a daemon thread (prometheus-client's own server)."""
+    start_http_server(port, addr=host, registry=metrics.registry)

@@ -1,0 +1,125 @@
+"""Reconciliation: pods that missed a rollout are brought to the ConfigMap's current revision.
+
+Two callers. ``_handlers`` calls :meth:`Reconciler.pod_ready` when a subscribed pod becomes
+Running with an IP (a new pod, or one whose IP changed); a background loop started by
+``_handlers`` on start-up calls :meth:`Reconciler.sweep` every ``reconcile_interval`` seconds,
+which catches sidecars that restarted and pods that were unreachable during a rollout. Both ask
+the sidecar (``GET /v1/state``) first and push only where it holds another revision, so a sweep
+over healthy pods pushes nothing and restarts no application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from hotconf.protocol import ConfigMapRef
+from hotconf_operator._delivery import Verdict
+from hotconf_operator._errors import PushFailed
+from hotconf_operator._index import PodTarget
+from hotconf_operator._rollout import RolloutManager
+
+__all__ = ["Reconciler"]
+
+logger = logging.getLogger("hotconf_operator.reconcile")
+
+
+class Reconciler:
+    """Brings individual pods up to date; never touches a ConfigMap mid-rollout."""
+
+    def __init__(self, manager: RolloutManager) -> None:
+        self._manager = manager
+        self._seen: dict[str, tuple[str, int]] = {}  # pod uid -> (ip, port) last reconciled
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def pod_event(self, target: PodTarget | None, *, uid: str, configmaps: list[str]) -> None:
+        """Called for each event of a subscribed pod; reconciles it when it (re)appears ready."""
+        if target is None:
+            self._seen.pop(uid, None)
+            return
+        address = (target.ip, target.port)
+        if self._seen.get(uid) == address:
+            return
+        self._seen[uid] = address
+        task = asyncio.create_task(
+            self.pod_ready(target, [ConfigMapRef(target.namespace, n) for n in configmaps]),
+            name=f"hotconf reconcile pod {target.namespace}/{target.name}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def pod_gone(self, uid: str) -> None:
+        self._seen.pop(uid, None)
+
+    async def pod_ready(self, target: PodTarget, refs: list[ConfigMapRef]) -> None:
+        for ref in refs:
+            await self._reconcile_one(ref, target)
+
+    async def _reconcile_one(self, ref: ConfigMapRef, target: PodTarget) -> None:
+        state = self._manager.state(ref)
+        if state is None:
+            return
+        snapshot = state.for_new_pods()
+        if snapshot is None:
+            return
+        if state.rolling and snapshot is state.snapshot:
+            # The running rollout covers pods indexed when it started; a pod that was not
+            # (it just became ready) is pushed here, the others are left to the rollout.
+            current = state.outcomes.get(target.uid)
+            if current is not None:
+                return
+        if state.halted:
+            # A halted rollout changes nothing on pods that hold a config; a pod holding none
+            # gets the last revision every pod had applied, when this process knows it.
+            try:
+                if await self._manager.deliverer.held(target, snapshot) is not None:
+                    return
+            except PushFailed:
+                return
+        outcome = await self._manager.deliverer.deliver(target, snapshot, check_first=True)
+        if outcome.verdict is not Verdict.APPLIED:
+            logger.info(
+                "pod %s/%s on %s: %s %s",
+                target.namespace,
+                target.name,
+                ref,
+                outcome.verdict,
+                outcome.message,
+            )
+        if snapshot is state.snapshot:
+            recorded = self._manager.record(ref, outcome)
+            if recorded is not None and not recorded.rolling:
+                await self._manager.write_status(recorded)
+
+    async def sweep(self) -> None:
+        """One pass over every ConfigMap and its pods (skipping ConfigMaps mid-rollout)."""
+        jobs = []
+        for ref in self._manager.refs():
+            state = self._manager.state(ref)
+            if state is None or state.rolling or state.snapshot is None:
+                continue
+            for target in self._manager.targets(ref):
+                jobs.append(self._reconcile_one(ref, target))
+        await asyncio.gather(*jobs)
+        for ref in self._manager.refs():
+            state = self._manager.state(ref)
+            if state is not None and not state.rolling and state.snapshot is not None:
+                await self._manager.write_status(state)
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reconcile sweep failed; next one in %s s", interval)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

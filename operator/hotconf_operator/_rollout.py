@@ -1,0 +1,356 @@
+"""Rollouts: each new revision of a ConfigMap, validated, then pushed to its subscribed pods.
+
+``_handlers`` calls :meth:`RolloutManager.configmap_seen` for every watch event of a ConfigMap
+labelled ``hotconf.dev/enabled: "true"``. The content revision
+(:func:`hotconf.protocol.compute_revision` over ``data`` and ``binaryData``) decides: the same
+revision as before (a change of annotations, our own status included) does nothing; a new one
+cancels any rollout still running for an older revision and starts a new rollout task:
+
+1. validate (``_validation``); an invalid revision is pushed nowhere, the status and a warning
+   Event say why, and pods keep their last good config;
+2. plan batches (``_plan``): all pods at once, or staged;
+3. push batch by batch (``_delivery``), concurrently within a batch; a NACK in a staged rollout
+   halts it, and the pods not reached keep their config;
+4. write the status annotation and an Event (``_status``).
+
+The first time the operator sees a ConfigMap (start-up, or after a restart) it reconciles
+instead of pushing blindly: each pod is asked what it holds and pushed to only if it differs.
+A halted status already on the ConfigMap for the same revision is respected after a restart.
+``_reconcile`` uses the per-ConfigMap state kept here to bring late pods up to date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
+from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict
+from hotconf_operator._errors import ConfigInvalid
+from hotconf_operator._index import PodTarget
+from hotconf_operator._metrics import Metrics
+from hotconf_operator._plan import RolloutPolicy, plan_batches, split
+from hotconf_operator._status import Phase, RolloutStatus, StatusReporter, parse_status
+from hotconf_operator._validation import SchemaFetcher, validate_configmap
+
+__all__ = ["ConfigMapState", "RolloutManager", "snapshot_of"]
+
+logger = logging.getLogger("hotconf_operator.rollout")
+
+TargetsFn = Callable[[ConfigMapRef], list[PodTarget]]
+
+
+def snapshot_of(body: Mapping[str, Any]) -> ConfigSnapshot:
+    """The ConfigMap's content as a snapshot, with its content revision."""
+    meta = body.get("metadata") or {}
+    data = {str(k): str(v) for k, v in (body.get("data") or {}).items()}
+    binary = {str(k): base64.b64decode(v) for k, v in (body.get("binaryData") or {}).items()}
+    return ConfigSnapshot(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        revision=compute_revision(data, binary),
+        data=data,
+        binary_data=binary,
+    )
+
+
+@dataclass
+class ConfigMapState:
+    """What the operator knows about one ConfigMap."""
+
+    ref: ConfigMapRef
+    uid: str
+    revision: str
+    snapshot: ConfigSnapshot | None = None  # None while the revision is invalid
+    policy: RolloutPolicy = field(default_factory=RolloutPolicy)
+    halted: bool = False
+    halt_reason: tuple[str, str] = ("", "")  # (pod, message) carried over an operator restart
+    last_good: ConfigSnapshot | None = None  # last revision every pod applied (in memory only)
+    outcomes: dict[str, PodOutcome] = field(default_factory=dict)  # pod uid -> outcome
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def rolling(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def for_new_pods(self) -> ConfigSnapshot | None:
+        """What a pod that was not part of the rollout should get."""
+        return self.last_good if self.halted else self.snapshot
+
+
+class RolloutManager:
+    """Owns every ConfigMap's state and its rollout task."""
+
+    def __init__(
+        self,
+        *,
+        deliverer: Deliverer,
+        reporter: StatusReporter,
+        metrics: Metrics,
+        targets: TargetsFn,
+        fetch_schema: SchemaFetcher | None = None,
+    ) -> None:
+        self._deliverer = deliverer
+        self._reporter = reporter
+        self._metrics = metrics
+        self._targets = targets
+        self._fetch_schema = fetch_schema
+        self._states: dict[ConfigMapRef, ConfigMapState] = {}
+
+    # -- queries used by _reconcile
+
+    def state(self, ref: ConfigMapRef) -> ConfigMapState | None:
+        return self._states.get(ref)
+
+    def refs(self) -> list[ConfigMapRef]:
+        return sorted(self._states)
+
+    def targets(self, ref: ConfigMapRef) -> list[PodTarget]:
+        return self._targets(ref)
+
+    @property
+    def deliverer(self) -> Deliverer:
+        return self._deliverer
+
+    # -- events
+
+    async def configmap_seen(self, body: Mapping[str, Any]) -> None:
+        """A watch event (listing, added, modified) of an enabled ConfigMap."""
+        snapshot = snapshot_of(body)
+        ref = snapshot.ref
+        meta = body.get("metadata") or {}
+        annotations: Mapping[str, str] = meta.get("annotations") or {}
+        old = self._states.get(ref)
+        if old is not None and old.revision == snapshot.revision:
+            return  # annotations only (our status included), or a re-list: nothing to roll out
+        first_sight = old is None
+        state = ConfigMapState(
+            ref=ref,
+            uid=str(meta.get("uid", "")),
+            revision=snapshot.revision,
+            policy=RolloutPolicy.from_annotations(annotations),
+            last_good=old.last_good if old is not None else None,
+            outcomes={},
+        )
+        if old is not None:
+            await self._cancel(old)
+        else:
+            previous = parse_status(annotations)
+            self._reporter.remember(ref, previous)
+            if (
+                previous is not None
+                and previous.revision == snapshot.revision
+                and previous.phase is Phase.HALTED
+            ):
+                state.halted = True
+                state.halt_reason = (previous.pod, previous.message)
+        self._states[ref] = state
+        state.task = asyncio.create_task(
+            self._rollout(state, snapshot, annotations, check_first=first_sight),
+            name=f"hotconf rollout {ref} {snapshot.revision[:19]}",
+        )
+
+    async def configmap_deleted(self, ref: ConfigMapRef) -> None:
+        state = self._states.pop(ref, None)
+        if state is not None:
+            await self._cancel(state)
+        self._reporter.forget(ref)
+        self._update_gauges()
+
+    async def aclose(self) -> None:
+        for state in list(self._states.values()):
+            await self._cancel(state)
+
+    async def wait_idle(self) -> None:
+        """Wait for every running rollout (tests and the benchmark use this)."""
+        tasks = [s.task for s in self._states.values() if s.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    async def _cancel(state: ConfigMapState) -> None:
+        task = state.task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- the rollout task
+
+    async def _rollout(
+        self,
+        state: ConfigMapState,
+        snapshot: ConfigSnapshot,
+        annotations: Mapping[str, str],
+        *,
+        check_first: bool,
+    ) -> None:
+        started = time.monotonic()
+        ref = state.ref
+        try:
+            await validate_configmap(
+                namespace=ref.namespace,
+                name=ref.name,
+                data=snapshot.data,
+                annotations=annotations,
+                fetch_schema=self._fetch_schema,
+            )
+        except ConfigInvalid as exc:
+            self._metrics.invalid.inc()
+            first = exc.problems[0]
+            logger.warning("ConfigMap %s %s is invalid: %s", ref, snapshot.revision[:19], exc)
+            self._reporter.event(
+                ref, state.uid, reason="ValidationFailed", message=str(exc), warning=True
+            )
+            await self._reporter.write(
+                ref,
+                RolloutStatus(
+                    revision=snapshot.revision,
+                    phase=Phase.INVALID,
+                    total=len(self._targets(ref)),
+                    pending=len(self._targets(ref)),
+                    message=str(first),
+                ),
+            )
+            self._update_gauges()
+            return
+        state.snapshot = snapshot
+        if state.policy.problem:
+            self._reporter.event(
+                ref,
+                state.uid,
+                reason="RolloutPolicyIgnored",
+                message=state.policy.problem,
+                warning=True,
+            )
+        targets = self._targets(ref)
+        if state.halted:
+            # Restarted after a halt: only look at who holds what; push nothing.
+            outcomes = await asyncio.gather(*(self._observe(t, snapshot) for t in targets))
+            for outcome in outcomes:
+                state.outcomes[outcome.pod.uid] = outcome
+            await self.write_status(state)
+            return
+        batches = split(targets, plan_batches(len(targets), state.policy))
+        if len(batches) > 1:
+            await self.write_status(state)
+        for batch in batches:
+            results = await asyncio.gather(
+                *(self._deliverer.deliver(t, snapshot, check_first=check_first) for t in batch)
+            )
+            for outcome in results:
+                state.outcomes[outcome.pod.uid] = outcome
+            if state.policy.staged and any(o.verdict is Verdict.REJECTED for o in results):
+                state.halted = True
+                break
+        status = await self.write_status(state, done=True)
+        self._metrics.rollout_seconds.labels(phase=str(status.phase)).observe(
+            time.monotonic() - started
+        )
+        if status.phase is Phase.COMPLETE:
+            state.last_good = snapshot
+            self._reporter.event(
+                ref,
+                state.uid,
+                reason="RolloutComplete",
+                message=f"{snapshot.revision[:19]} applied by {status.applied}/{status.total} pods",
+                warning=False,
+            )
+        elif status.phase in (Phase.HALTED, Phase.REJECTED):
+            verb = "halted" if status.phase is Phase.HALTED else "rejected"
+            self._reporter.event(
+                ref,
+                state.uid,
+                reason="RolloutHalted" if state.halted else "RolloutRejected",
+                message=f"{snapshot.revision[:19]} {verb}: pod {status.pod}: {status.message}",
+                warning=True,
+            )
+
+    async def _observe(self, target: PodTarget, snapshot: ConfigSnapshot) -> PodOutcome:
+        try:
+            entry = await self._deliverer.held(target, snapshot)
+        except Exception as exc:  # any failure leaves the pod pending
+            return PodOutcome(target, snapshot.revision, Verdict.PENDING, str(exc))
+        if entry is not None and entry.get("revision") == snapshot.revision:
+            return PodOutcome(target, snapshot.revision, Verdict.APPLIED)
+        return PodOutcome(target, snapshot.revision, Verdict.PENDING, "halted: keeps its config")
+
+    # -- status
+
+    def status_of(self, state: ConfigMapState, *, done: bool = True) -> RolloutStatus:
+        targets = self._targets(state.ref)
+        counts = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
+        first_rejection: PodOutcome | None = None
+        for target in targets:
+            outcome = state.outcomes.get(target.uid)
+            verdict = (
+                outcome.verdict
+                if outcome is not None and outcome.revision == state.revision
+                else Verdict.PENDING
+            )
+            counts[verdict] += 1
+            if verdict is Verdict.REJECTED and first_rejection is None:
+                first_rejection = outcome
+        if state.snapshot is None:
+            phase = Phase.INVALID
+        elif not done:
+            phase = Phase.ROLLING
+        elif state.halted:
+            phase = Phase.HALTED
+        elif counts[Verdict.REJECTED]:
+            phase = Phase.REJECTED
+        elif counts[Verdict.PENDING]:
+            phase = Phase.INCOMPLETE
+        else:
+            phase = Phase.COMPLETE
+        message = ""
+        pod = ""
+        if first_rejection is not None:
+            message, pod = first_rejection.message, first_rejection.pod.name
+        elif phase is Phase.HALTED:
+            pod, message = state.halt_reason
+        elif phase is Phase.INCOMPLETE:
+            pending = next(
+                (state.outcomes.get(t.uid) for t in targets if state.outcomes.get(t.uid)), None
+            )
+            message = pending.message if pending is not None else "pods not answered yet"
+        return RolloutStatus(
+            revision=state.revision,
+            phase=phase,
+            applied=counts[Verdict.APPLIED],
+            rejected=counts[Verdict.REJECTED],
+            pending=counts[Verdict.PENDING],
+            total=len(targets),
+            message=message,
+            pod=pod,
+        )
+
+    async def write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
+        status = self.status_of(state, done=done or not state.rolling)
+        self._update_gauges()
+        await self._reporter.write(state.ref, status)
+        return status
+
+    def record(self, ref: ConfigMapRef, outcome: PodOutcome) -> ConfigMapState | None:
+        """A reconcile outcome for one pod; the caller writes the status afterwards."""
+        state = self._states.get(ref)
+        if state is None or outcome.revision != state.revision:
+            return None
+        state.outcomes[outcome.pod.uid] = outcome
+        return state
+
+    def _update_gauges(self) -> None:
+        totals = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
+        for state in self._states.values():
+            status = self.status_of(state)
+            totals[Verdict.APPLIED] += status.applied
+            totals[Verdict.REJECTED] += status.rejected
+            totals[Verdict.PENDING] += status.pending
+        for verdict, count in totals.items():
+            self._metrics.pods.labels(state=str(verdict)).set(count)

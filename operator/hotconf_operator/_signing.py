@@ -1,0 +1,118 @@
+"""The operator's Ed25519 signing key, and the signed push bodies built with it.
+
+``__main__`` loads the key once at start-up (:func:`load_signer`) from a PEM file or from a
+Secret (``namespace/name``, key ``private.pem``); a missing Secret is created with a fresh key,
+so a Helm chart can leave key creation to the operator. The rollout and reconcile code call
+:meth:`Signer.push_body` for each pod: the payload is built by :mod:`hotconf.envelope`, carries
+``sequence = time.time_ns()`` and expires ``ttl`` seconds later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from hotconf.envelope import PodRef, Push, encode_body, encode_payload
+from hotconf.protocol import ConfigSnapshot
+from hotconf_operator._errors import KubeApiError, SigningKeyError
+from hotconf_operator._kubeapi import KubeApi
+from hotconf_operator._settings import SigningConfig
+
+__all__ = ["SECRET_KEY", "Signer", "load_signer"]
+
+#: The key of the signing-key Secret that holds the PEM private key.
+SECRET_KEY = "private.pem"
+#: Written next to it when the operator creates the Secret, for charts and humans.
+SECRET_PUBLIC_KEY = "public.pem"
+
+
+class Signer:
+    """Signs push payloads with one Ed25519 private key."""
+
+    def __init__(self, key: Ed25519PrivateKey, *, ttl: float = 60.0) -> None:
+        self._key = key
+        self._ttl = ttl
+
+    @classmethod
+    def generate(cls, *, ttl: float = 60.0) -> Signer:
+        return cls(Ed25519PrivateKey.generate(), ttl=ttl)
+
+    @classmethod
+    def from_pem(cls, pem: bytes, *, source: str, ttl: float = 60.0) -> Signer:
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise SigningKeyError(
+                f"{source} does not hold an unencrypted PEM private key: {exc}; "
+                "create one with `openssl genpkey -algorithm ed25519`"
+            ) from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningKeyError(
+                f"{source} holds a {type(key).__name__}, not an Ed25519 key; "
+                "create one with `openssl genpkey -algorithm ed25519`"
+            )
+        return cls(key, ttl=ttl)
+
+    def private_pem(self) -> bytes:
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def public_pem(self) -> bytes:
+        """What sidecars verify with (``HOTCONF_OPERATOR_PUBLIC_KEY``)."""
+        return self._key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def sign(self, payload: bytes) -> bytes:
+        return self._key.sign(payload)
+
+    def push_body(
+        self, pod: PodRef, snapshot: ConfigSnapshot, *, now: float | None = None
+    ) -> bytes:
+        """The ``POST /v1/push`` body for this pod: payload and signature, base64 in JSON."""
+        sequence = time.time_ns()
+        expires = (sequence / 1e9 if now is None else now) + self._ttl
+        payload = encode_payload(
+            Push(pod=pod, snapshot=snapshot, sequence=sequence, expires=expires)
+        )
+        return encode_body(payload, self._key.sign(payload))
+
+
+async def load_signer(config: SigningConfig, *, api: KubeApi | None, ttl: float) -> Signer:
+    """The key named by the settings: the file if given, else the Secret (created if missing)."""
+    if config.key_file is not None:
+        try:
+            pem = await asyncio.to_thread(Path(config.key_file).read_bytes)
+        except OSError as exc:
+            raise SigningKeyError(f"cannot read signing key file {config.key_file}: {exc}") from exc
+        return Signer.from_pem(pem, source=str(config.key_file), ttl=ttl)
+    assert config.key_secret is not None and api is not None
+    namespace, name = config.key_secret.split("/", 1)
+    source = f"Secret {namespace}/{name} key {SECRET_KEY}"
+    try:
+        secret = await api.get_secret(namespace, name)
+        if secret is None:
+            signer = Signer.generate(ttl=ttl)
+            await api.create_secret(
+                namespace,
+                name,
+                {SECRET_KEY: signer.private_pem(), SECRET_PUBLIC_KEY: signer.public_pem()},
+            )
+            return signer
+    except KubeApiError as exc:
+        if exc.status == 409:  # another replica created it first: read theirs
+            return await load_signer(config, api=api, ttl=ttl)
+        raise SigningKeyError(f"cannot read or create {source}: {exc}") from exc
+    raw = (secret.get("data") or {}).get(SECRET_KEY)
+    if not raw:
+        raise SigningKeyError(f"{source} is missing; put a PEM Ed25519 private key there")
+    return Signer.from_pem(base64.b64decode(raw), source=source, ttl=ttl)

@@ -1,0 +1,146 @@
+"""The rollout status: the one annotation the operator writes on a ConfigMap, and its Events.
+
+``_rollout`` and ``_reconcile`` build a :class:`RolloutStatus` and hand it to a
+:class:`StatusReporter`, which merge-patches ``hotconf.dev/status`` (a small JSON object, never
+a copy of the data) and posts Kubernetes Events on the ConfigMap through kopf (validation
+failure, rollout complete, rollout halted). The ``status`` CLI parses the same annotation with
+:func:`parse_status`. Nothing else on a user's ConfigMap is ever written: no finalizer, no
+kopf bookkeeping annotation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+from typing import Any, cast
+
+import kopf
+
+from hotconf.protocol import ConfigMapRef
+from hotconf_operator._errors import KubeApiError
+from hotconf_operator._kubeapi import KubeApi
+
+__all__ = ["STATUS_ANNOTATION", "Phase", "RolloutStatus", "StatusReporter", "parse_status"]
+
+STATUS_ANNOTATION = "hotconf.dev/status"
+logger = logging.getLogger("hotconf_operator.status")
+
+
+class Phase(StrEnum):
+    """Where the rollout of one revision stands."""
+
+    INVALID = "invalid"  # validation failed; pushed nowhere
+    ROLLING = "rolling"  # pushes in progress
+    COMPLETE = "complete"  # every subscribed pod applied it
+    INCOMPLETE = "incomplete"  # done, but some pods did not answer; reconcile retries them
+    REJECTED = "rejected"  # some pod NACKed it (non-staged rollout: the others applied it)
+    HALTED = "halted"  # staged rollout stopped at a NACK; remaining pods keep the old config
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStatus:
+    """What ``hotconf.dev/status`` says (JSON keys in brackets)."""
+
+    revision: str
+    phase: Phase
+    applied: int = 0
+    rejected: int = 0
+    pending: int = 0
+    total: int = 0
+    message: str = ""  # first rejection's reason, or the validation problem
+    pod: str = ""  # name of the first pod that rejected it
+    time: str = ""  # RFC 3339 UTC, when this status was written
+
+    def to_annotation(self) -> str:
+        obj = asdict(self)
+        obj["phase"] = str(self.phase)
+        obj["message"] = self.message[:512]
+        return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+    def stamped(self) -> RolloutStatus:
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        return replace(self, time=now.isoformat().replace("+00:00", "Z"))
+
+    def same_counts(self, other: RolloutStatus | None) -> bool:
+        return other is not None and replace(self, time="") == replace(other, time="")
+
+
+def parse_status(annotations: Mapping[str, str] | None) -> RolloutStatus | None:
+    """The status found on a ConfigMap, or None (absent or unreadable)."""
+    raw = (annotations or {}).get(STATUS_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        obj = json.loads(raw)
+        return RolloutStatus(
+            revision=str(obj["revision"]),
+            phase=Phase(obj["phase"]),
+            applied=int(obj.get("applied", 0)),
+            rejected=int(obj.get("rejected", 0)),
+            pending=int(obj.get("pending", 0)),
+            total=int(obj.get("total", 0)),
+            message=str(obj.get("message", "")),
+            pod=str(obj.get("pod", "")),
+            time=str(obj.get("time", "")),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _event_body(ref: ConfigMapRef, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"namespace": ref.namespace, "name": ref.name, "uid": uid},
+    }
+
+
+class StatusReporter:
+    """Writes the status annotation and posts Events; failures are logged, never raised."""
+
+    def __init__(self, api: KubeApi | None) -> None:
+        self._api = api
+        self._last: dict[ConfigMapRef, RolloutStatus] = {}
+
+    def remember(self, ref: ConfigMapRef, status: RolloutStatus | None) -> None:
+        """Seed with what the ConfigMap already carries, so an unchanged status is not rewritten."""
+        if status is not None:
+            self._last[ref] = status
+
+    def forget(self, ref: ConfigMapRef) -> None:
+        self._last.pop(ref, None)
+
+    def last(self, ref: ConfigMapRef) -> RolloutStatus | None:
+        return self._last.get(ref)
+
+    async def write(self, ref: ConfigMapRef, status: RolloutStatus) -> None:
+        if status.same_counts(self._last.get(ref)):
+            return
+        status = status.stamped()
+        self._last[ref] = status
+        if self._api is None:
+            return
+        try:
+            await self._api.annotate_configmap(
+                ref.namespace, ref.name, {STATUS_ANNOTATION: status.to_annotation()}
+            )
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile
+            logger.warning("cannot write status of ConfigMap %s: %s", ref, exc)
+
+    def event(
+        self, ref: ConfigMapRef, uid: str, *, reason: str, message: str, warning: bool
+    ) -> None:
+        body = kopf.Body(cast(kopf.RawBody, _event_body(ref, uid)))
+        try:
+            if warning:
+                kopf.warn(body, reason=reason, message=message[:1024])
+            else:
+                kopf.info(body, reason=reason, message=message[:1024])
+        except LookupError:  # outside kopf's context (unit tests): log only
+            logger.info("event %s on %s: %s", reason, ref, message)

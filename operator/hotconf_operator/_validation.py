@@ -1,0 +1,124 @@
+"""Validation of a ConfigMap before any of it reaches a pod.
+
+Called by ``_rollout`` for every new revision. Each data key is parsed by its extension through
+the public :class:`hotconf.Config` (``.yaml``/``.yml``, ``.json``, ``.toml``; other keys are
+text), exactly as applications parse it. A key may carry a JSON Schema, referenced by the
+ConfigMap annotation ``hotconf.dev/schema.<key>``, in one of two forms:
+
+* inline: the annotation's value is the schema itself, a JSON object (starts with ``{``);
+* ``<configmap>/<key>``: the schema is key ``<key>`` of ConfigMap ``<configmap>`` in the same
+  namespace (parsed by the key's extension, so a schema may be YAML or JSON).
+
+All problems are collected (one per key) and raised together as :class:`ConfigInvalid`; each
+names the key, the line when the parser knows it, and the message. Values never appear in
+messages beyond what the parser or the schema validator quotes about the offending spot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import jsonschema
+import jsonschema.exceptions
+import jsonschema.validators
+
+from hotconf import Config, ConfigParseError
+from hotconf_operator._errors import ConfigInvalid, KubeApiError, Problem
+
+__all__ = ["SCHEMA_ANNOTATION_PREFIX", "SchemaFetcher", "validate_configmap"]
+
+SCHEMA_ANNOTATION_PREFIX = "hotconf.dev/schema."
+
+#: Reads key ``key`` of ConfigMap ``namespace/name`` (raises KubeApiError / KeyError).
+SchemaFetcher = Callable[[str, str, str], Awaitable[str]]
+
+
+async def _load_schema(
+    reference: str, *, key: str, namespace: str, fetch: SchemaFetcher | None
+) -> Any:
+    reference = reference.strip()
+    if reference.startswith("{"):
+        try:
+            return json.loads(reference)
+        except json.JSONDecodeError as exc:
+            raise ConfigInvalid(
+                [Problem(key, f"inline schema in {SCHEMA_ANNOTATION_PREFIX}{key}: {exc}")]
+            ) from exc
+    if reference.count("/") != 1 or fetch is None:
+        raise ConfigInvalid(
+            [
+                Problem(
+                    key,
+                    f"annotation {SCHEMA_ANNOTATION_PREFIX}{key} must be an inline JSON schema "
+                    "or CONFIGMAP/KEY of a ConfigMap in the same namespace",
+                )
+            ]
+        )
+    cm_name, schema_key = reference.split("/", 1)
+    try:
+        text = await fetch(namespace, cm_name, schema_key)
+    except (KubeApiError, KeyError) as exc:
+        raise ConfigInvalid(
+            [Problem(key, f"schema {namespace}/{reference} cannot be read: {exc}")]
+        ) from exc
+    try:
+        holder = Config(namespace=namespace, name=cm_name, revision="", data={schema_key: text})
+        return holder.parsed(schema_key)
+    except ConfigParseError as exc:
+        raise ConfigInvalid(
+            [Problem(key, f"schema {namespace}/{reference} does not parse: {exc}")]
+        ) from exc
+
+
+def _schema_problem(key: str, schema: Any, value: Any) -> Problem | None:
+    try:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        return Problem(key, f"the schema itself is invalid: {exc.message}")
+    errors = sorted(cls(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    first = errors[0]
+    path = "/".join(str(p) for p in first.absolute_path) or "(root)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return Problem(key, f"schema violation at {path}: {first.message}{more}")
+
+
+async def validate_configmap(
+    *,
+    namespace: str,
+    name: str,
+    data: Mapping[str, str],
+    annotations: Mapping[str, str],
+    fetch_schema: SchemaFetcher | None = None,
+) -> None:
+    """Raise :class:`ConfigInvalid` listing every problem; return if the ConfigMap is valid."""
+    config = Config(namespace=namespace, name=name, revision="", data=dict(data))
+    problems: list[Problem] = []
+    for key in sorted(data):
+        try:
+            value = config.parsed(key)
+        except ConfigParseError as exc:
+            problems.append(Problem(key, exc.reason, exc.line))
+            continue
+        reference = annotations.get(SCHEMA_ANNOTATION_PREFIX + key)
+        if reference is None:
+            continue
+        try:
+            schema = await _load_schema(reference, key=key, namespace=namespace, fetch=fetch_schema)
+        except ConfigInvalid as exc:
+            problems.extend(exc.problems)
+            continue
+        problem = _schema_problem(key, schema, value)
+        if problem is not None:
+            problems.append(problem)
+    for annotation in annotations:
+        if annotation.startswith(SCHEMA_ANNOTATION_PREFIX):
+            key = annotation[len(SCHEMA_ANNOTATION_PREFIX) :]
+            if key not in data:
+                problems.append(Problem(key, f"{annotation} names a key the ConfigMap lacks"))
+    if problems:
+        raise ConfigInvalid(problems)

@@ -1,0 +1,100 @@
+"""``hotconf-sidecar``: parse settings, start the relay and the HTTP API, stop on SIGTERM.
+
+Exit status: 0 after a SIGTERM/SIGINT stop, 2 for bad settings, 1 when it cannot start (the
+socket path is in use, the state directory is unusable, the port is taken).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from hotconf_sidecar._settings import Settings, SettingsError, parse_settings
+
+__all__ = ["main"]
+
+logger: Final = logging.getLogger("hotconf_sidecar")
+
+
+async def serve(settings: Settings) -> None:
+    """Run the sidecar until SIGTERM or SIGINT, then stop gracefully."""
+    from hotconf.relay import Relay
+    from hotconf_sidecar._adapters import FilesAdapter, NotifyUrlAdapter, SignalAdapter
+    from hotconf_sidecar._http import HttpServer
+    from hotconf_sidecar._keys import load_public_key
+    from hotconf_sidecar._sidecar import Sidecar
+    from hotconf_sidecar._store import Store
+    from hotconf_sidecar._verify import Verifier
+
+    adapters = settings.adapters
+    sidecar = Sidecar(
+        pod=settings.pod,
+        verifier=Verifier(load_public_key(settings.public_key_pem), pod=settings.pod),
+        store=Store(settings.state_dir),
+        relay=Relay(
+            settings.socket, server_name="hotconf-sidecar", socket_mode=settings.socket_mode
+        ),
+        ack_timeout=settings.ack_timeout,
+        files=FilesAdapter(adapters.files_dir) if adapters.files_dir else None,
+        notify_url=(
+            NotifyUrlAdapter(adapters.notify_url, timeout=settings.ack_timeout)
+            if adapters.notify_url
+            else None
+        ),
+        signal=(
+            SignalAdapter(adapters.notify_signal, adapters.notify_pid_file)
+            if adapters.notify_signal and adapters.notify_pid_file
+            else None
+        ),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    http = HttpServer(sidecar, host=settings.listen_host, port=settings.listen_port)
+    try:
+        addresses = await http.start()
+        logger.info("HTTP API listening on %s", " ".join(f"{h}:{p}" for h, p in addresses))
+        await sidecar.start()
+        logger.info(
+            "serving pod %s on socket %s (mode %o), state in %s",
+            settings.pod,
+            settings.socket,
+            settings.socket_mode,
+            settings.state_dir,
+        )
+        await stop.wait()
+        logger.info("stopping: no new pushes, draining")
+        await sidecar.aclose(deadline=settings.ack_timeout + 1.0)
+    finally:
+        await sidecar.aclose(deadline=0)
+        await http.aclose()
+    logger.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``hotconf-sidecar``."""
+    from hotconf_sidecar._logging import setup_logging
+
+    try:
+        settings = parse_settings(sys.argv[1:] if argv is None else argv, os.environ)
+    except SettingsError as exc:
+        print(f"hotconf-sidecar: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except Exception as exc:
+        logger.error("cannot run: %s", exc, exc_info=not isinstance(exc, OSError | ValueError))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

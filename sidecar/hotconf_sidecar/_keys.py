@@ -1,0 +1,46 @@
+"""Loading the operator's Ed25519 public key from PEM text; called once at start-up.
+
+An Ed25519 public key in PEM is always the same 44-byte SubjectPublicKeyInfo: a fixed 12-byte
+header and the 32 key bytes. Reading it here instead of through ``cryptography``'s generic PEM
+loader keeps that loader (and its memory) out of the sidecar. Errors::
+
+    PublicKeyError (ValueError)   not PEM, not a public key, or not an Ed25519 key
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+__all__ = ["PublicKeyError", "load_public_key"]
+
+# SEQUENCE { SEQUENCE { OID 1.3.101.112 (Ed25519) } BIT STRING (33 bytes: 0 unused bits + key) }
+_SPKI_PREFIX: Final = bytes.fromhex("302a300506032b6570032100")
+_PEM_RE: Final = re.compile(
+    r"-----BEGIN PUBLIC KEY-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----"
+)
+
+
+class PublicKeyError(ValueError):
+    """The configured operator key is not an Ed25519 public key in PEM."""
+
+
+def load_public_key(pem: str) -> Ed25519PublicKey:
+    """Parse ``pem`` (``-----BEGIN PUBLIC KEY-----`` ...) into a verifier key."""
+    match = _PEM_RE.search(pem)
+    if match is None:
+        raise PublicKeyError(
+            "the operator's public key is not a PEM 'PUBLIC KEY' block; give the key the "
+            "operator prints or stores next to its signing key"
+        )
+    try:
+        der = base64.b64decode("".join(match.group(1).split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise PublicKeyError(f"the operator's public key holds invalid base64: {exc}") from exc
+    if len(der) != len(_SPKI_PREFIX) + 32 or not der.startswith(_SPKI_PREFIX):
+        raise PublicKeyError("the operator's public key is not an Ed25519 key")
+    return Ed25519PublicKey.from_public_bytes(der[len(_SPKI_PREFIX) :])

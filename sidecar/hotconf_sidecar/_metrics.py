@@ -1,0 +1,99 @@
+"""Prometheus metrics of one sidecar, in a registry of its own; served on ``GET /metrics``.
+
+Created by :mod:`hotconf_sidecar._sidecar`, which records every push; read by ``_http``.
+
+==========================================  =========  ==========================================
+metric                                      type       meaning
+==========================================  =========  ==========================================
+hotconf_sidecar_pushes_accepted_total       counter    pushes answered 200, by ``status``
+                                                       (applied, unchanged)
+hotconf_sidecar_pushes_rejected_total       counter    pushes refused, by ``reason``
+hotconf_sidecar_relay_seconds               histogram  publish to every client's verdict (or the
+                                                       ack timeout), per applied revision
+hotconf_sidecar_clients_connected           gauge      relay clients connected now
+hotconf_sidecar_applied_revision_info       gauge      1 for the revision held per ConfigMap
+                                                       (labels namespace, name, revision)
+hotconf_sidecar_applied_sequence            gauge      highest sequence held per ConfigMap
+==========================================  =========  ==========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from hotconf.envelope import REJECT_REASONS
+from hotconf.protocol import ConfigMapRef
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+# Relay latency is a few milliseconds when clients ACK at once; the tail goes up to the timeout.
+_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """The sidecar's metrics; see the module docstring."""
+
+    def __init__(self, *, clients: Callable[[], int]) -> None:
+        # ``*_created`` series double the output and say nothing a scraper needs here. The switch
+        # is process-wide; the sidecar process has no other prometheus-client user.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.accepted = Counter(
+            "hotconf_sidecar_pushes_accepted",
+            "Pushes accepted, by status (applied or unchanged).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "hotconf_sidecar_pushes_rejected",
+            "Pushes rejected, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in (*REJECT_REASONS, "unavailable", "internal"):
+            self.rejected.labels(reason)
+        for status in ("applied", "unchanged"):
+            self.accepted.labels(status)
+        self.relay_seconds = Histogram(
+            "hotconf_sidecar_relay_seconds",
+            "Seconds from publishing a revision to the relay to every client's verdict.",
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.clients = Gauge(
+            "hotconf_sidecar_clients_connected",
+            "Relay clients connected now.",
+            registry=self.registry,
+        )
+        self.clients.set_function(lambda: float(clients()))
+        self.revision = Gauge(
+            "hotconf_sidecar_applied_revision_info",
+            "1 for the revision of each ConfigMap this sidecar holds.",
+            ["namespace", "name", "revision"],
+            registry=self.registry,
+        )
+        self.sequence = Gauge(
+            "hotconf_sidecar_applied_sequence",
+            "Highest push sequence accepted for each ConfigMap.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self._revisions: dict[ConfigMapRef, str] = {}
+
+    def held(self, ref: ConfigMapRef, revision: str, sequence: int) -> None:
+        """Record that ``revision`` (at ``sequence``) is now held for ``ref``."""
+        old = self._revisions.get(ref)
+        if old is not None and old != revision:
+            self.revision.remove(ref.namespace, ref.name, old)
+        self._revisions[ref] = revision
+        self.revision.labels(ref.namespace, ref.name, revision).set(1)
+        self.sequence.labels(ref.namespace, ref.name).set(sequence)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,260 @@
+"""The sidecar's core: verify, persist, relay, report; and its lifecycle.
+
+Created by :mod:`hotconf_sidecar.__main__`; :mod:`hotconf_sidecar._http` turns HTTP requests
+into calls of :meth:`Sidecar.push` and :meth:`Sidecar.state`. A push is handled in the order
+that keeps the latency down and loses nothing:
+
+1. verify the envelope (:mod:`._verify`) and decide against the held sequence;
+2. persist the payload (:mod:`._store`) and hold it — nothing older is accepted from here on;
+3. publish the snapshot to the relay, which writes it to every subscribed client at once;
+4. while the clients work, run the adapters (files swap, signal, notify URL);
+5. wait for every client's verdict up to the ack timeout, and answer.
+
+A push with the held revision and a higher sequence is persisted (the sequence moves on) and
+answered ``unchanged`` with each client's current verdict; it is not published again, because
+the relay has already sent the held revision to every connected subscriber.
+
+Lifecycle (:class:`Phase`): starting -> running -> draining -> stopped. Errors::
+
+    Unavailable (Exception)   the sidecar is not running (starting or draining): answer 503
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from typing import Any, Final
+
+from hotconf.envelope import EnvelopeError, PodRef
+from hotconf.protocol import ConfigMapRef
+from hotconf.relay import Relay, Verdict
+from hotconf_sidecar._adapters import (
+    AdapterResult,
+    FilesAdapter,
+    NotifyUrlAdapter,
+    SignalAdapter,
+)
+from hotconf_sidecar._memory import Trimmer
+from hotconf_sidecar._metrics import Metrics
+from hotconf_sidecar._store import Held, Store
+from hotconf_sidecar._verify import Verifier, check_sequence
+
+__all__ = ["Phase", "Sidecar", "Unavailable"]
+
+logger: Final = logging.getLogger("hotconf_sidecar")
+
+
+class Phase(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+class Unavailable(Exception):
+    """The sidecar does not take pushes now (it is starting or stopping)."""
+
+
+def _client_json(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "id": verdict.client_id,
+        "client": verdict.client,
+        "pid": verdict.pid,
+        "result": verdict.result,
+        "message": verdict.message,
+    }
+
+
+def _adapter_json(result: AdapterResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "client": result.id,
+        "pid": None,
+        "result": result.result,
+        "message": result.message,
+    }
+
+
+class Sidecar:
+    """One pod's sidecar; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        pod: PodRef,
+        verifier: Verifier,
+        store: Store,
+        relay: Relay,
+        ack_timeout: float,
+        files: FilesAdapter | None = None,
+        notify_url: NotifyUrlAdapter | None = None,
+        signal: SignalAdapter | None = None,
+    ) -> None:
+        self.pod = pod
+        self.verifier = verifier
+        self.store = store
+        self.relay = relay
+        self.ack_timeout = ack_timeout
+        self.files = files
+        self.notify_url = notify_url
+        self.signal = signal
+        self.metrics = Metrics(clients=lambda: len(relay.clients()))
+        self.phase = Phase.STARTING
+        self._held: dict[ConfigMapRef, Held] = {}
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._trimmer = Trimmer()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """State loaded and the relay listening."""
+        return self.phase is Phase.RUNNING
+
+    async def start(self) -> None:
+        """Load the persisted state, then serve it on the relay socket."""
+        if self.phase is not Phase.STARTING:
+            raise RuntimeError(f"sidecar cannot start: it is {self.phase.value}")
+        self._held = self.store.load()
+        for ref, held in self._held.items():
+            self.metrics.held(ref, held.snapshot.revision, held.sequence)
+            if self.files is not None:
+                self.files.apply(held.snapshot)
+        self.relay.load(h.snapshot for h in self._held.values())
+        await self.relay.start()
+        self.phase = Phase.RUNNING
+        logger.info("state loaded: %d ConfigMap(s); ready", len(self._held))
+
+    async def aclose(self, *, deadline: float) -> None:
+        """Refuse new pushes, let running ones answer (up to ``deadline`` s), close the relay."""
+        if self.phase in (Phase.DRAINING, Phase.STOPPED):
+            return
+        self.phase = Phase.DRAINING
+        try:
+            await asyncio.wait_for(self._idle.wait(), deadline)
+        except TimeoutError:
+            logger.warning(
+                "%d push(es) still running after %.1fs; stopping", self._inflight, deadline
+            )
+        await self.relay.aclose()
+        self._trimmer.cancel()
+        self.phase = Phase.STOPPED
+
+    # -- pushes ---------------------------------------------------------------------------------
+
+    async def push(self, body: bytes) -> dict[str, Any]:
+        """Handle one push body; return the answer or raise ``EnvelopeError``/``Unavailable``."""
+        if self.phase is not Phase.RUNNING:
+            raise Unavailable(f"the sidecar is {self.phase.value}; retry later")
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            return await self._push(body)
+        except EnvelopeError as exc:
+            self.metrics.rejected.labels(exc.reason).inc()
+            logger.warning("push rejected: %s", exc)
+            raise
+        finally:
+            self._trimmer.after(len(body))
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+
+    async def _push(self, body: bytes) -> dict[str, Any]:
+        payload, push = self.verifier.verify(body)
+        snapshot = push.snapshot
+        ref = snapshot.ref
+        held = self._held.get(ref)
+        decision = check_sequence(
+            push,
+            held_revision=held.snapshot.revision if held else None,
+            held_sequence=held.sequence if held else None,
+        )
+        # From here to the publish there is no await: two pushes cannot interleave their
+        # check, save and hold.
+        self.store.save(push, payload)
+        if decision == "unchanged":
+            assert held is not None
+            self._held[ref] = Held(held.snapshot, push.sequence)
+            self.metrics.held(ref, held.snapshot.revision, push.sequence)
+            self.metrics.accepted.labels("unchanged").inc()
+            clients = [
+                _client_json(c.verdicts[ref])
+                for c in self.relay.clients()
+                if c.wants(ref) and ref in c.verdicts
+            ]
+            logger.info("push %s %s seq=%d unchanged", ref, snapshot.revision, push.sequence)
+            return self._answer("unchanged", snapshot.revision, push.sequence, clients)
+        self._held[ref] = Held(snapshot, push.sequence)
+        self.metrics.held(ref, snapshot.revision, push.sequence)
+
+        started = time.perf_counter()
+        relay = asyncio.create_task(self.relay.publish(snapshot, wait=self.ack_timeout))
+        await asyncio.sleep(0)  # the relay writes the frames to the clients now
+        adapters: list[AdapterResult] = []
+        current = self._held.get(ref)
+        if current is not None and current.snapshot is snapshot:  # not overtaken meanwhile
+            if self.files is not None:
+                adapters.append(self.files.apply(snapshot))
+            if self.signal is not None:
+                adapters.append(self.signal.notify(snapshot))
+            if self.notify_url is not None:
+                adapters.append(await self.notify_url.notify(snapshot))
+        verdicts = await relay
+        elapsed = time.perf_counter() - started
+        self.metrics.relay_seconds.observe(elapsed)
+        self.metrics.accepted.labels("applied").inc()
+        clients = [_client_json(v) for v in verdicts] + [_adapter_json(a) for a in adapters]
+        logger.info(
+            "push %s %s seq=%d applied in %.1fms: %s",
+            ref,
+            snapshot.revision,
+            push.sequence,
+            elapsed * 1000,
+            " ".join(f"{c['id']}={c['result']}" for c in clients) or "no clients",
+        )
+        return self._answer("applied", snapshot.revision, push.sequence, clients)
+
+    @staticmethod
+    def _answer(
+        status: str, revision: str, sequence: int, clients: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {"status": status, "revision": revision, "sequence": sequence, "clients": clients}
+
+    # -- reconciliation -------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """What this pod holds per ConfigMap and what each client answered about it."""
+        clients = self.relay.clients()
+        configmaps = []
+        for ref, held in sorted(self._held.items()):
+            answers = []
+            for client in clients:
+                verdict = client.verdicts.get(ref)
+                if verdict is None:
+                    continue
+                answers.append(
+                    {
+                        "id": client.id,
+                        "client": client.client,
+                        "pid": client.pid,
+                        "result": verdict.result,
+                        "revision": verdict.revision,
+                        "message": verdict.message,
+                    }
+                )
+            configmaps.append(
+                {
+                    "namespace": ref.namespace,
+                    "name": ref.name,
+                    "revision": held.snapshot.revision,
+                    "sequence": held.sequence,
+                    "clients": answers,
+                }
+            )
+        pod = {"namespace": self.pod.namespace, "name": self.pod.name, "uid": self.pod.uid}
+        return {"pod": pod, "configmaps": configmaps}

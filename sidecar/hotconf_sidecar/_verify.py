@@ -1,0 +1,85 @@
+"""Push verification: is this envelope from the operator, for this pod, current and new?
+
+Called by :mod:`hotconf_sidecar._sidecar` for every ``POST /v1/push``. The checks run in this
+order, cheapest trust first, and the first failure decides the answer:
+
+1. body size and shape, signature present (``too_large``, ``malformed``, ``unsigned``);
+2. Ed25519 signature over the exact payload bytes (``bad_signature``) — nothing in the payload
+   is parsed before it verifies;
+3. payload fields and snapshot (``malformed``);
+4. pod namespace, name and UID equal this sidecar's pod (``wrong_pod``);
+5. ``expires`` is in the future (``expired``);
+6. sequence against the highest one held for the ConfigMap (:func:`check_sequence`):
+   equal is ``replayed``, lower is ``stale``; higher with the same revision is ``unchanged``.
+
+Every rejection is an :class:`hotconf.envelope.EnvelopeError` carrying its reason and status.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from hotconf.envelope import EnvelopeError, PodRef, Push, decode_body, decode_payload
+
+__all__ = ["Verifier", "check_sequence"]
+
+
+class Verifier:
+    """Verifies push bodies for one pod with the operator's public key."""
+
+    def __init__(
+        self,
+        public_key: Ed25519PublicKey,
+        *,
+        pod: PodRef,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._key = public_key
+        self._pod = pod
+        self._clock = clock
+
+    def verify(self, body: bytes) -> tuple[bytes, Push]:
+        """Return the verified payload bytes and what they say; raise ``EnvelopeError``."""
+        payload, signature = decode_body(body)
+        try:
+            self._key.verify(signature, payload)
+        except InvalidSignature:
+            raise EnvelopeError(
+                "bad_signature",
+                "the signature does not verify with the operator's public key; the push was "
+                "not signed by this cluster's hotconf operator, or was altered",
+            ) from None
+        push = decode_payload(payload)
+        if push.pod != self._pod:
+            raise EnvelopeError(
+                "wrong_pod", f"the push is for pod {push.pod}; this sidecar serves {self._pod}"
+            )
+        now = self._clock()
+        if push.expires <= now:
+            raise EnvelopeError(
+                "expired",
+                f"the push expired {now - push.expires:.3f}s ago; the operator builds a new one",
+            )
+        return payload, push
+
+
+def check_sequence(
+    push: Push, *, held_revision: str | None, held_sequence: int | None
+) -> Literal["apply", "unchanged"]:
+    """Decide what a verified push means given what is held for its ConfigMap."""
+    if held_sequence is None:
+        return "apply"
+    ref = push.snapshot.ref
+    if push.sequence == held_sequence:
+        raise EnvelopeError("replayed", f"sequence {push.sequence} of {ref} was already accepted")
+    if push.sequence < held_sequence:
+        raise EnvelopeError(
+            "stale",
+            f"sequence {push.sequence} of {ref} is older than the {held_sequence} held",
+        )
+    return "unchanged" if push.snapshot.revision == held_revision else "apply"

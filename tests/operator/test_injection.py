@@ -1,0 +1,96 @@
+"""Sidecar injection as a pure function: an annotated pod gets a native sidecar, the socket
+volume, HOTCONF_SOCKET and a restricted security context; injecting twice changes nothing; pods
+without the annotation are untouched; and the result round-trips as a JSON patch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from hotconf_operator._injection import (
+    SIDECAR_NAME,
+    InjectionSettings,
+    inject,
+    injected_copy,
+    wants_injection,
+)
+
+SETTINGS = InjectionSettings(image="registry.example/hotconf:1.0", public_key_pem="PEM")
+
+
+def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}], **spec},
+    }
+
+
+ANNOTATED = {"hotconf.dev/inject": "true", "hotconf.dev/configmaps": "web-config"}
+
+
+def test_annotated_pod_gets_a_native_sidecar() -> None:
+    result = injected_copy(pod(ANNOTATED), SETTINGS)
+    [sidecar] = result["spec"]["initContainers"]
+    assert sidecar["name"] == SIDECAR_NAME
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["image"] == SETTINGS.image
+    env = {e["name"]: e for e in sidecar["env"]}
+    assert env["HOTCONF_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
+    assert env["HOTCONF_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["HOTCONF_OPERATOR_PUBLIC_KEY"]["value"] == "PEM"
+    assert sidecar["resources"]["requests"]["memory"]
+    security = sidecar["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    [app] = result["spec"]["containers"]
+    assert {"name": "HOTCONF_SOCKET", "value": "/run/hotconf/hotconf.sock"} in app["env"]
+    assert any(m["name"] == "hotconf-socket" for m in app["volumeMounts"])
+    assert {v["name"] for v in result["spec"]["volumes"]} == {"hotconf-socket", "hotconf-state"}
+
+
+def test_sidecar_goes_before_existing_init_containers() -> None:
+    result = injected_copy(pod(ANNOTATED, initContainers=[{"name": "migrate"}]), SETTINGS)
+    assert [c["name"] for c in result["spec"]["initContainers"]] == [SIDECAR_NAME, "migrate"]
+
+
+def test_injection_is_idempotent() -> None:
+    once = injected_copy(pod(ANNOTATED), SETTINGS)
+    twice = copy.deepcopy(once)
+    assert inject(twice, SETTINGS) is False
+    assert twice == once
+
+
+@pytest.mark.parametrize(
+    "annotations", [{}, {"hotconf.dev/inject": "false"}, {"hotconf.dev/configmaps": "x"}]
+)
+def test_pods_without_the_annotation_are_untouched(annotations: dict[str, str]) -> None:
+    original = pod(annotations)
+    result = injected_copy(original, SETTINGS)
+    assert result == original
+    assert not wants_injection(original)
+
+
+def test_socket_mode_follows_fs_group() -> None:
+    def mode(result: dict[str, Any]) -> str:
+        env = result["spec"]["initContainers"][0]["env"]
+        return str(next(e["value"] for e in env if e["name"] == "HOTCONF_SOCKET_MODE"))
+
+    assert (
+        mode(injected_copy(pod(ANNOTATED, securityContext={"fsGroup": 2000}), SETTINGS)) == "0660"
+    )
+    assert mode(injected_copy(pod(ANNOTATED), SETTINGS)) == "0666"
+
+
+def test_result_is_expressible_as_a_json_patch() -> None:
+    original = pod(ANNOTATED, volumes=[{"name": "data", "emptyDir": {}}])
+    result = injected_copy(original, SETTINGS)
+    ops = jsonpatch.JsonPatch.from_diff(original, result)
+    assert jsonpatch.apply_patch(original, ops) == result
+    assert {"name": "data", "emptyDir": {}} in result["spec"]["volumes"]

@@ -1,0 +1,309 @@
+"""The chart wires the operator to the settings contract and its parts to each other:
+- the operator gets exactly the contract's environment variables (plus the two documented
+  assumptions), with ports, key file and certificate directory pointing at what is mounted;
+- the generated signing key is an Ed25519 PEM private key, kept on uninstall;
+- the webhook's caBundle is the CA of the mounted serving certificate, and a real TLS handshake
+  with that certificate succeeds for the Service's DNS name, which is what the API server checks;
+- with cert-manager, the Certificate writes the Secret the operator mounts and the webhook asks
+  cert-manager for its caBundle; the webhook is registered as the brief requires;
+- NOTES.txt names objects that the chart really creates, and its JSON patch parses."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+# The operator settings of the shared contract; the chart sets these and nothing else, except
+# ASSUMED, which the contract does not name (see charts/hotconf/README.md, "Operator settings").
+CONTRACT = {
+    "HOTCONF_NAMESPACES",
+    "HOTCONF_SIGNING_KEY_FILE",
+    "HOTCONF_SIGNING_KEY_SECRET",
+    "HOTCONF_METRICS_PORT",
+    "HOTCONF_HEALTH_PORT",
+    "HOTCONF_WEBHOOK_PORT",
+    "HOTCONF_WEBHOOK_CERT_DIR",
+    "HOTCONF_SIDECAR_IMAGE",
+}
+ASSUMED = {"HOTCONF_SIDECAR_RESOURCES", "HOTCONF_LOG_LEVEL"}
+
+
+def operator_container(manifests) -> dict[str, Any]:
+    containers = manifests.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["operator"]
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+def mounted_secret(manifests, path: str) -> tuple[str, set[str]]:
+    """The Secret mounted at `path` in the operator, and the file names it provides there."""
+    spec = manifests.one("Deployment")["spec"]["template"]["spec"]
+    mount = next(m for m in operator_container(manifests)["volumeMounts"] if m["mountPath"] == path)
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    return volume["secret"]["secretName"], {item["path"] for item in volume["secret"]["items"]}
+
+
+def secret_named(manifests, name: str) -> dict[str, Any]:
+    found = [s for s in manifests.of_kind("Secret") if s["metadata"]["name"] == name]
+    assert len(found) == 1, f"no Secret {name} rendered"
+    secret: dict[str, Any] = found[0]
+    return secret
+
+
+def decoded(secret: dict[str, Any], key: str) -> bytes:
+    return base64.b64decode(secret["data"][key])
+
+
+def test_operator_gets_the_contract_settings(chart, scenario: str) -> None:
+    manifests = chart.scenario(scenario)
+    container = operator_container(manifests)
+    env = env_of(container)
+    assert set(env) <= CONTRACT | ASSUMED, f"not in the contract: {set(env) - CONTRACT - ASSUMED}"
+    assert container["command"] == ["hotconf-operator"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert env["HOTCONF_HEALTH_PORT"] == str(ports["health"])
+    assert env["HOTCONF_METRICS_PORT"] == str(ports["metrics"])
+    assert env["HOTCONF_WEBHOOK_PORT"] == str(ports["webhook"])
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    key_dir, key_file = env["HOTCONF_SIGNING_KEY_FILE"].rsplit("/", 1)
+    _, files = mounted_secret(manifests, key_dir)
+    assert files == {key_file}
+    _, files = mounted_secret(manifests, env["HOTCONF_WEBHOOK_CERT_DIR"])
+    assert files == {"tls.crt", "tls.key"}
+    assert env["HOTCONF_LOG_LEVEL"] in {"debug", "info", "warning", "error"}
+    assert json.loads(env["HOTCONF_SIDECAR_RESOURCES"])["requests"]
+
+
+def test_service_exposes_webhook_on_443_and_metrics(chart) -> None:
+    service = chart.scenario("default-values.yaml").one("Service")
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
+    assert ports["https-webhook"] == (443, "webhook")
+    assert ports["http-metrics"] == (9090, "metrics")
+
+
+def test_namespaces_and_images_follow_values(chart) -> None:
+    env = env_of(operator_container(chart.scenario("default-values.yaml")))
+    assert "HOTCONF_NAMESPACES" not in env
+    assert env["HOTCONF_SIDECAR_IMAGE"] == operator_container(chart.render())["image"]
+    env = env_of(operator_container(chart.scenario("namespaced-values.yaml")))
+    assert env["HOTCONF_NAMESPACES"] == "team-a,team-b"
+    full = chart.scenario("full-values.yaml")
+    assert operator_container(full)["image"] == "registry.example.com/platform/hotconf:0.1.0-rc1"
+    env = env_of(operator_container(full))
+    assert env["HOTCONF_SIDECAR_IMAGE"] == "registry.example.com/platform/hotconf:0.1.0-rc1-sidecar"
+    assert json.loads(env["HOTCONF_SIDECAR_RESOURCES"]) == {
+        "requests": {"cpu": "20m", "memory": "64Mi"},
+        "limits": {"cpu": "200m", "memory": "160Mi"},
+    }
+
+
+def test_signing_key_is_a_kept_ed25519_private_key(chart) -> None:
+    manifests = chart.scenario("default-values.yaml")
+    env = env_of(operator_container(manifests))
+    name, _ = mounted_secret(manifests, env["HOTCONF_SIGNING_KEY_FILE"].rsplit("/", 1)[0])
+    secret = secret_named(manifests, name)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    key = load_pem_private_key(decoded(secret, "private.pem"), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+
+
+def test_an_existing_signing_key_is_mounted_not_generated(chart) -> None:
+    manifests = chart.scenario("no-webhook-values.yaml")
+    env = env_of(operator_container(manifests))
+    name, _ = mounted_secret(manifests, env["HOTCONF_SIGNING_KEY_FILE"].rsplit("/", 1)[0])
+    assert name == "my-hotconf-signing-key"
+    assert name not in {s["metadata"]["name"] for s in manifests.of_kind("Secret")}
+
+
+def webhook_of(manifests) -> dict[str, Any]:
+    configuration = manifests.one("MutatingWebhookConfiguration")
+    assert len(configuration["webhooks"]) == 1
+    webhook: dict[str, Any] = configuration["webhooks"][0]
+    return webhook
+
+
+def test_webhook_is_registered_safely(chart, scenario: str) -> None:
+    manifests = chart.scenario(scenario)
+    if scenario == "no-webhook-values.yaml":
+        assert not manifests.of_kind("MutatingWebhookConfiguration")
+        return
+    webhook = webhook_of(manifests)
+    assert webhook["admissionReviewVersions"] == ["v1"]
+    assert webhook["sideEffects"] == "None"
+    expected_policy = "Fail" if scenario == "cert-manager-issuer-values.yaml" else "Ignore"
+    assert webhook["failurePolicy"] == expected_policy
+    assert webhook["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    service = manifests.one("Service")
+    assert webhook["clientConfig"]["service"] == {
+        "name": service["metadata"]["name"],
+        "namespace": chart.namespace,
+        "path": "/inject-sidecar",
+        "port": 443,
+    }
+    # The operator's own namespace never goes through its own webhook.
+    expressions = webhook["namespaceSelector"]["matchExpressions"]
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn"} in [
+        {k: e[k] for k in ("key", "operator")} for e in expressions
+    ]
+    assert any(e["operator"] == "NotIn" and chart.namespace in e["values"] for e in expressions), (
+        expressions
+    )
+
+
+def test_namespaced_webhook_only_sees_watched_namespaces(chart) -> None:
+    expressions = webhook_of(chart.scenario("namespaced-values.yaml"))["namespaceSelector"]
+    assert expressions["matchExpressions"][0] == {
+        "key": "kubernetes.io/metadata.name",
+        "operator": "In",
+        "values": ["team-a", "team-b"],
+    }
+
+
+def self_signed(manifests) -> tuple[bytes, bytes, bytes, str]:
+    """(caBundle, tls.crt, tls.key, Service DNS name) of a self-signed render, cross-checked."""
+    env = env_of(operator_container(manifests))
+    name, _ = mounted_secret(manifests, env["HOTCONF_WEBHOOK_CERT_DIR"])
+    secret = secret_named(manifests, name)
+    assert secret["type"] == "kubernetes.io/tls"
+    service = manifests.one("Service")["metadata"]["name"]
+    host = f"{service}.{manifests.one('Service')['metadata']['namespace']}.svc"
+    webhooks = manifests.of_kind("MutatingWebhookConfiguration")
+    if webhooks:
+        ca_bundle = base64.b64decode(webhooks[0]["webhooks"][0]["clientConfig"]["caBundle"])
+        assert ca_bundle == decoded(secret, "ca.crt"), "caBundle is not the Secret's CA"
+    return decoded(secret, "ca.crt"), decoded(secret, "tls.crt"), decoded(secret, "tls.key"), host
+
+
+def test_serving_certificate_is_issued_by_the_bundled_ca(chart) -> None:
+    ca_pem, cert_pem, _, host = self_signed(chart.scenario("default-values.yaml"))
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert host in names.get_values_for_type(x509.DNSName)
+
+
+async def test_api_server_style_tls_handshake_succeeds(chart, tmp_path: Path) -> None:
+    # Serve TLS with the rendered certificate on loopback; connect as the API server does:
+    # trusting only the caBundle and checking the Service's DNS name.
+    ca_pem, cert_pem, key_pem, host = self_signed(chart.scenario("default-values.yaml"))
+    (tmp_path / "tls.crt").write_bytes(cert_pem)
+    (tmp_path / "tls.key").write_bytes(key_pem)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    client_context = ssl.create_default_context(cadata=ca_pem.decode())
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readexactly(5))
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_context, server_hostname=host
+        )
+        writer.write(b"hello")
+        assert await reader.readexactly(5) == b"hello"
+        writer.close()
+        await writer.wait_closed()
+        # The same certificate for another name is refused: the check above is real.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client_context, server_hostname="elsewhere.example"
+            )
+
+
+def test_webhook_certificate_exists_without_the_webhook(chart) -> None:
+    # The operator serves its webhook port whatever the values: its certificate must exist.
+    manifests = chart.scenario("no-webhook-values.yaml")
+    self_signed(manifests)
+
+
+@pytest.mark.parametrize(
+    "scenario", ["cert-manager-values.yaml", "cert-manager-issuer-values.yaml"]
+)
+def test_cert_manager_writes_the_mounted_secret(chart, scenario: str) -> None:
+    manifests = chart.scenario(scenario)
+    env = env_of(operator_container(manifests))
+    secret_name, _ = mounted_secret(manifests, env["HOTCONF_WEBHOOK_CERT_DIR"])
+    assert secret_name not in {s["metadata"]["name"] for s in manifests.of_kind("Secret")}
+    certificate = manifests.one("Certificate")
+    assert certificate["spec"]["secretName"] == secret_name
+    service = manifests.one("Service")["metadata"]["name"]
+    assert f"{service}.{chart.namespace}.svc" in certificate["spec"]["dnsNames"]
+    configuration = manifests.one("MutatingWebhookConfiguration")
+    assert configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        f"{chart.namespace}/{certificate['metadata']['name']}"
+    )
+    assert "caBundle" not in configuration["webhooks"][0]["clientConfig"]
+    issuer = certificate["spec"]["issuerRef"]
+    issuers = manifests.of_kind("Issuer")
+    if scenario == "cert-manager-values.yaml":
+        assert [i["metadata"]["name"] for i in issuers] == [issuer["name"]]
+        assert issuers[0]["spec"] == {"selfSigned": {}}
+    else:
+        assert not issuers
+        assert issuer == {"name": "cluster-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+
+
+def test_service_monitor_scrapes_the_metrics_port(chart) -> None:
+    manifests = chart.scenario("servicemonitor-values.yaml")
+    monitor = manifests.one("ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    port_names = {p["name"] for p in manifests.one("Service")["spec"]["ports"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in port_names and endpoint["path"] == "/metrics"
+    assert not chart.scenario("default-values.yaml").of_kind("ServiceMonitor")
+
+
+@pytest.mark.parametrize("scenario", ["default-values.yaml", "no-webhook-values.yaml"])
+def test_notes_name_real_objects(chart, scenario: str) -> None:
+    values = str(chart.path / "ci" / scenario)
+    installed = chart.run(
+        "install",
+        chart.release,
+        str(chart.path),
+        "--namespace",
+        chart.namespace,
+        "--values",
+        values,
+        "--dry-run=client",
+    )
+    assert installed.returncode == 0, installed.stderr
+    notes = installed.stdout.split("NOTES:", 1)[1]
+    manifests = chart.scenario(scenario)
+    deployments = re.findall(r"deployment/([\w.-]+)", notes)
+    assert deployments == [manifests.one("Deployment")["metadata"]["name"]]
+    assert f"helm test {chart.release} -n {chart.namespace}" in notes
+    for secret in re.findall(r"get secret ([\w.-]+)", notes):
+        assert secret == "my-hotconf-signing-key"
+    for patch in re.findall(r"-p \\\n\s*'(\{.*\})'", notes):
+        annotations = json.loads(patch)["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["hotconf.dev/configmaps"] == "my-config"
+    assert "kubectl hotconf status" in notes

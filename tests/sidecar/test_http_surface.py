@@ -1,0 +1,112 @@
+"""The sidecar's HTTP server holds its limits on raw HTTP: broken requests get 400, huge heads
+431, oversized chunked pushes 413 and a closed connection, unknown paths 404, wrong methods 405;
+kept-alive connections serve several requests; ``Expect: 100-continue`` is honoured; random
+bytes on the TCP port never stop it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sidecar_harness import SidecarProcess, Signer
+
+from hotconf.envelope import MAX_BODY_BYTES
+
+
+def exchange(sidecar: SidecarProcess, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as conn:
+        try:
+            conn.sendall(raw)
+            conn.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = b""
+        try:
+            while chunk := conn.recv(65536):
+                reply += chunk
+        except ConnectionResetError:
+            pass
+        return reply
+
+
+def test_broken_request_line_is_400(sidecar: SidecarProcess) -> None:
+    reply = exchange(sidecar, b"HELLO\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400"), reply
+    assert json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["reason"] == "malformed"
+
+
+def test_huge_head_is_refused(sidecar: SidecarProcess) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 400_000 + b"\r\n\r\n"
+    reply = exchange(sidecar, head)
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+
+
+def test_oversized_chunked_push_is_refused(sidecar: SidecarProcess) -> None:
+    chunk = b"a" * (1024 * 1024)
+    head = b"POST /v1/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as conn:
+        conn.sendall(head)
+        try:
+            for _ in range(MAX_BODY_BYTES // len(chunk) + 2):
+                conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the sidecar answered and closed before taking the rest
+        reply = b""
+        try:
+            while data := conn.recv(65536):
+                reply += data
+        except ConnectionResetError:
+            pass
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:100]
+    assert sidecar.get("/healthz").status == 200
+
+
+def test_unknown_path_and_wrong_method(sidecar: SidecarProcess) -> None:
+    missing = sidecar.get("/nope")
+    assert (missing.status, missing.reason) == (404, "not_found")
+    wrong = sidecar.request("GET", "/v1/push")
+    assert (wrong.status, wrong.reason) == (405, "method_not_allowed")
+    assert sidecar.request("POST", "/healthz", b"{}").status == 405
+
+
+def test_keep_alive_and_expect_continue(sidecar: SidecarProcess, signer: Signer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", sidecar.port, timeout=10)
+    try:
+        for n in range(3):
+            body = signer.body({"k": str(n)})
+            conn.request("POST", "/v1/push", body=body, headers={"Expect": "100-continue"})
+            response = conn.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["status"] == "applied"
+        conn.request("GET", "/readyz")
+        assert conn.getresponse().read() == b"ready\n"
+    finally:
+        conn.close()
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    raw=st.binary(max_size=300)
+    | st.builds(
+        lambda method, path, headers, body: (
+            method + b" " + path + b" HTTP/1.1\r\n" + headers + b"\r\n\r\n" + body
+        ),
+        st.sampled_from([b"GET", b"POST", b"PUT", b"\x00", b""]),
+        st.sampled_from([b"/v1/push", b"/v1/state", b"/metrics", b"*", b"/%ff", b""]),
+        st.binary(max_size=80),
+        st.binary(max_size=80),
+    )
+)
+def test_random_bytes_on_the_port(sidecar: SidecarProcess, raw: bytes) -> None:
+    reply = exchange(sidecar, raw)
+    if reply:
+        status = int(reply.split(b" ", 2)[1])
+        assert status < 500 or status == 503, reply[:200]
+    assert sidecar.get("/healthz").status == 200

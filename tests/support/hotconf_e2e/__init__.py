@@ -1,0 +1,382 @@
+"""End-to-end harness: the emulated API, the operator, and pods made of real processes.
+
+Used by ``tests/e2e`` and ``bench/e2e_rollout.py``. A :class:`Pod` is a Pod object in the
+emulator (Running, ``status.podIP`` = a distinct 127.0.0.x address, annotated
+``hotconf.dev/configmaps`` and ``hotconf.dev/port``), a real ``hotconf-sidecar`` listening on
+that address, and a worker process (``hotconf_e2e.worker``, built on ``hotconf.run``) connected
+to the sidecar's socket. :class:`OperatorProcess` runs the real ``hotconf-operator`` console
+script with ``KUBECONFIG`` pointing at the emulator. Everything is stopped by its owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+BIN = Path(sys.executable).parent
+SUPPORT = Path(__file__).resolve().parent.parent
+REPO = SUPPORT.parent.parent
+KUBECTL = REPO / ".tools" / "bin" / "kubectl"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.02
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+class Api:
+    """Plain HTTP to the emulator (it needs no authentication)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def request(
+        self, method: str, path: str, body: Any = None, ctype: str = "application/json"
+    ) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", ctype)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def get_cm(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+        )
+        return result
+
+    def patch_cm(self, name: str, patch: Mapping[str, Any], namespace: str = "default") -> None:
+        self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+            patch,
+            "application/merge-patch+json",
+        )
+
+    def status_of(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        annotations = self.get_cm(name, namespace)["metadata"].get("annotations") or {}
+        raw = annotations.get("hotconf.dev/status")
+        return json.loads(raw) if raw else None
+
+    def events(self, namespace: str = "default") -> list[dict[str, Any]]:
+        return list(self.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"])
+
+    def create_pod(self, body: Mapping[str, Any], namespace: str = "default") -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+        return result
+
+    def delete_pod(self, name: str, namespace: str = "default") -> None:
+        self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}")
+
+
+def make_key(path: Path) -> str:
+    """Write a fresh Ed25519 private key to ``path``; return the public key PEM."""
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def read_reports(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Pod:
+    """One emulated pod: a Pod object, a real sidecar on its own 127.0.0.x, one worker."""
+
+    def __init__(
+        self,
+        *,
+        api: Api,
+        workdir: Path,
+        name: str,
+        ip: str,
+        configmap: str,
+        public_key_pem: str,
+        namespace: str = "default",
+        worker: bool = True,
+    ) -> None:
+        self.api = api
+        self.name = name
+        self.ip = ip
+        self.namespace = namespace
+        self.configmap = configmap
+        self.uid = str(uuid.uuid4())
+        self.port = free_port(ip)
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket = self.dir / "hotconf.sock"
+        self.report = self.dir / "report.jsonl"
+        self.public_key_pem = public_key_pem
+        self.with_worker = worker
+        self.sidecar: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def start_sidecar(self) -> None:
+        env = {
+            **_env(),
+            "HOTCONF_POD_NAMESPACE": self.namespace,
+            "HOTCONF_POD_NAME": self.name,
+            "HOTCONF_POD_UID": self.uid,
+            "HOTCONF_OPERATOR_PUBLIC_KEY": self.public_key_pem,
+            "HOTCONF_ACK_TIMEOUT": "3",
+            "HOTCONF_LOG_LEVEL": "WARNING",
+        }
+        args = [
+            str(BIN / "hotconf-sidecar"),
+            "--listen", f"{self.ip}:{self.port}",
+            "--socket", str(self.socket),
+            "--state-dir", str(self.dir / "state"),
+        ]  # fmt: skip
+        with (self.dir / "sidecar.log").open("ab") as log:
+            self.sidecar = subprocess.Popen(args, env=env, stdout=log, stderr=log)
+
+    def wait_sidecar(self) -> None:
+        def ready() -> bool:
+            assert self.sidecar is not None
+            if self.sidecar.poll() is not None:
+                raise AssertionError(f"sidecar {self.name} exited: {self.logs('sidecar')}")
+            try:
+                with urllib.request.urlopen(f"http://{self.ip}:{self.port}/readyz", timeout=1) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_for(f"sidecar {self.name} ready", ready)
+
+    def start_worker(self) -> None:
+        env = {**_env(), "HOTCONF_NAMESPACE": self.namespace}
+        args = [
+            sys.executable, "-m", "hotconf_e2e.worker",
+            "--socket", str(self.socket),
+            "--configmap", self.configmap,
+            "--report", str(self.report),
+            "--pod", self.name,
+        ]  # fmt: skip
+        with (self.dir / "worker.log").open("ab") as log:
+            self.worker = subprocess.Popen(args, env=env, stdout=log, stderr=log)
+
+    def create_object(self) -> None:
+        self.api.create_pod(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": self.name,
+                    "namespace": self.namespace,
+                    "uid": self.uid,
+                    "annotations": {
+                        "hotconf.dev/configmaps": self.configmap,
+                        "hotconf.dev/port": str(self.port),
+                    },
+                },
+                "spec": {"containers": [{"name": "app", "image": "example/app"}]},
+                "status": {"phase": "Running", "podIP": self.ip},
+            },
+            self.namespace,
+        )
+        got = self.api.request("GET", f"/api/v1/namespaces/{self.namespace}/pods/{self.name}")
+        # The emulator may assign its own uid; the sidecar must know the one the operator sees.
+        self.uid_in_api = got["metadata"]["uid"]
+
+    def start(self) -> Pod:
+        """Create the Pod object (to learn its uid), then start sidecar and worker."""
+        self.create_object()
+        self.uid = self.uid_in_api
+        self.start_sidecar()
+        self.wait_sidecar()
+        if self.with_worker:
+            self.start_worker()
+        return self
+
+    def reports(self) -> list[dict[str, Any]]:
+        return read_reports(self.report)
+
+    def current(self) -> dict[str, Any]:
+        """The worker's last report ({} before its first config)."""
+        reports = self.reports()
+        return reports[-1] if reports else {}
+
+    def logs(self, which: str) -> str:
+        path = self.dir / f"{which}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://{self.ip}:{self.port}/v1/state", timeout=5) as r:
+            result: dict[str, Any] = json.loads(r.read())
+            return result
+
+    def stop(self) -> None:
+        _stop(self.worker)
+        _stop(self.sidecar)
+
+
+class OperatorProcess:
+    """The real ``hotconf-operator`` console script against the emulator."""
+
+    def __init__(
+        self, *, kubeconfig: Path, key_file: Path, workdir: Path, extra: tuple[str, ...] = ()
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.key_file = key_file
+        self.log = workdir / "operator.log"
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
+
+    def start(self) -> OperatorProcess:
+        env = {**_env(), "KUBECONFIG": str(self.kubeconfig)}
+        args = [
+            str(BIN / "hotconf-operator"),
+            "--standalone",
+            "--signing-key-file", str(self.key_file),
+            "--metrics-port", str(self.metrics_port),
+            "--health-port", "0",
+            "--reconcile-interval", "2",
+            "--push-attempts", "3",
+            *self.extra,
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
+        return self
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return str(r.read().decode())
+
+    def stop(self) -> int | None:
+        _stop(self.proc, timeout=15)
+        return None if self.proc is None else self.proc.returncode
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """Run kubectl 1.20 as a user would (``--validate=false`` where the emulator needs it)."""
+    result = subprocess.run(
+        [str(KUBECTL), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        # The venv's bin on PATH: kubectl finds the `kubectl-hotconf` plugin there.
+        env={
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}{result.stdout}")
+    return result.stdout
+
+
+def configmap_manifest(
+    name: str,
+    data: Mapping[str, str],
+    *,
+    annotations: Mapping[str, str] | None = None,
+    namespace: str = "default",
+) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"hotconf.dev/enabled": "true"},
+                "annotations": dict(annotations or {}),
+            },
+            "data": dict(data),
+        }
+    )
+
+
+@contextlib.contextmanager
+def pods(
+    api: Api, workdir: Path, count: int, *, configmap: str, public_key_pem: str, first_ip: int = 10
+) -> Iterator[list[Pod]]:
+    """``count`` pods on 127.0.0.<first_ip>... (all started, all stopped afterwards)."""
+    started: list[Pod] = []
+    try:
+        for i in range(count):
+            pod = Pod(
+                api=api,
+                workdir=workdir,
+                name=f"web-{i}",
+                ip=f"127.0.0.{first_ip + i}",
+                configmap=configmap,
+                public_key_pem=public_key_pem,
+            )
+            started.append(pod)
+            pod.start()
+        yield started
+    finally:
+        for pod in started:
+            pod.stop()

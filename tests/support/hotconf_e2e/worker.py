@@ -1,0 +1,65 @@
+"""An application process for end-to-end tests and the benchmark, built on ``hotconf.run``.
+
+Run as ``python -m hotconf_e2e.worker --socket PATH --configmap NAME --report FILE --pod NAME``.
+Each time its task starts on a revision it appends one JSON line to the report file::
+
+    {"pod": ..., "pid": ..., "generation": n, "revision": ..., "value": data["value"], "t": time}
+
+``generation`` counts task starts, so a test sees an application restart as a new line.
+Its ``validate`` hook NACKs a config whose key ``reject`` names this pod (or is ``*``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from typing import Any
+
+import hotconf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--configmap", required=True)
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--pod", required=True)
+    args = parser.parse_args()
+    generation = 0
+
+    def validate(config: hotconf.Config) -> None:
+        reject = config.data.get("reject", "")
+        if reject in ("*", args.pod):
+            raise hotconf.ConfigRejected(f"{args.pod} refuses this config (reject={reject})")
+
+    def task(config: hotconf.Config, draining: threading.Event) -> Any:
+        nonlocal generation
+        generation += 1
+        line = {
+            "pod": args.pod,
+            "pid": os.getpid(),
+            "generation": generation,
+            "revision": config.revision,
+            "value": config.data.get("value"),
+            "t": time.time(),
+        }
+        with open(args.report, "a", encoding="utf-8") as report:
+            report.write(json.dumps(line) + "\n")
+        draining.wait()
+
+    hotconf.run(
+        task,
+        mode="thread",
+        socket=args.socket,
+        configmap=args.configmap,
+        validate=validate,
+        first_config_timeout=600,
+        name=args.pod,
+    )
+
+
+if __name__ == "__main__":
+    main()
