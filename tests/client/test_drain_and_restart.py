@@ -32,7 +32,7 @@ def test_new_revision_drains_then_restarts_and_acks(tmp_path: Path, mode: str) -
         )
         with running(runner):
             eventually(lambda: lines(log) == ["start one"], what="first generation")
-            assert runner.state is hotconf.RunnerState.RUNNING
+            eventually(lambda: runner.state is hotconf.RunnerState.RUNNING, what="RUNNING")
             [verdict] = relay.publish(cfg(tmp_path, "two"), wait=10)
             assert verdict.result == "ack"
             # The ACK came only after the old generation returned and the new one began (its
