@@ -6,7 +6,11 @@ Subcommands:
     Serve a ConfigMap manifest to COMMAND on a private socket and relay every save
     (see :mod:`hotconf._dev`). Exits with COMMAND's status.
 
-Every option is parsed here, into :class:`hotconf._dev.DevSettings`.
+``hotconf status [-n NAMESPACE] [-o table|json] [CONFIGMAP]``
+    Rollout state of ConfigMaps in a cluster. Provided by the operator extra through the entry
+    point group ``hotconf.commands`` (the library itself never imports the operator).
+
+Every option of ``dev`` is parsed here, into :class:`hotconf._dev.DevSettings`.
 """
 
 from __future__ import annotations
@@ -15,12 +19,30 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from hotconf._dev import DevSettings, run_dev
 
 __all__ = ["main"]
+
+#: Subcommands that other parts of the distribution plug in, and the extra that brings each.
+PLUGIN_GROUP = "hotconf.commands"
+_PLUGIN_EXTRAS = {"status": "operator"}
+
+
+def _plugins() -> dict[str, Callable[[Sequence[str]], int]]:
+    """Subcommands registered under :data:`PLUGIN_GROUP`, loaded only when called."""
+    found: dict[str, Callable[[Sequence[str]], int]] = {}
+    for point in entry_points(group=PLUGIN_GROUP):
+
+        def load(argv: Sequence[str], point: object = point) -> int:
+            command: Callable[[Sequence[str]], int] = point.load()  # type: ignore[attr-defined]
+            return command(argv)
+
+        found[point.name] = load
+    return found
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         description="hotconf: configuration hot reload for services on Kubernetes.",
     )
     commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    commands.add_parser(
+        "status",
+        help="rollout state of hotconf ConfigMaps in a cluster (needs hotconf[operator])",
+        add_help=False,
+    )
     dev = commands.add_parser(
         "dev",
         help="run COMMAND on a local ConfigMap file, relaying every save",
@@ -71,8 +98,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in _PLUGIN_EXTRAS:
+        plugin = _plugins().get(arguments[0])
+        if plugin is None:
+            extra = _PLUGIN_EXTRAS[arguments[0]]
+            print(
+                f"hotconf {arguments[0]}: this command comes with the {extra} extra: "
+                f"pip install 'hotconf[{extra}]'",
+                file=sys.stderr,
+            )
+            return 2
+        return plugin(arguments[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]
