@@ -23,7 +23,6 @@ def test_all_lists_the_public_surface() -> None:
         "RunnerError",
         "RunnerOptions",
         "RunnerState",
-        "TaskStuck",
         "ThreadRunner",
         "arepeat",
         "repeat",
