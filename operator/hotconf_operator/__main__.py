@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 import kopf
 
+from hotconf.protocol import ConfigMapRef
 from hotconf_operator._delivery import Deliverer
-from hotconf_operator._errors import OperatorError, SettingsError
+from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
 from hotconf_operator._handlers import Runtime, register
 from hotconf_operator._index import DEFAULT_PORT
 from hotconf_operator._injection import InjectionSettings
@@ -25,7 +26,7 @@ from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._reconcile import Reconciler
-from hotconf_operator._rollout import RolloutManager
+from hotconf_operator._rollout import RolloutManager, snapshot_of
 from hotconf_operator._settings import OperatorConfig, parse_settings
 from hotconf_operator._signing import Signer, load_signer
 from hotconf_operator._status import StatusReporter
@@ -98,7 +99,16 @@ async def run(config: OperatorConfig) -> None:
             targets=runtime.targets,
             fetch_schema=fetch_schema,
         )
-        runtime.reconciler = Reconciler(runtime.manager)
+
+        async def current_revision(ref: ConfigMapRef) -> str | None:
+            try:
+                return snapshot_of(await api.get_configmap(ref.namespace, ref.name)).revision
+            except KubeApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        runtime.reconciler = Reconciler(runtime.manager, current_revision=current_revision)
         registry = kopf.OperatorRegistry()
         register(registry, runtime)
         health = config.serving.health_port

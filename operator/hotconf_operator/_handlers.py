@@ -93,6 +93,7 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     # Standalone mode and the priority are passed to kopf.operator(); the peering name is set
     # here, not there: kopf makes peering mandatory when it gets a name as an argument.
     settings.peering.name = config.peering.name
+    settings.peering.lifetime = config.peering.lifetime
     settings.peering.stealth = True
     # The chart owns the MutatingWebhookConfiguration (its caBundle, selectors, failurePolicy):
     # kopf only serves the handler and never writes webhook configurations.

@@ -13,9 +13,10 @@ cancels any rollout still running for an older revision and starts a new rollout
    halts it, and the pods not reached keep their config;
 4. write the status annotation and an Event (``_status``).
 
-The first time the operator sees a ConfigMap (start-up, or after a restart) it reconciles
-instead of pushing blindly: each pod is asked what it holds and pushed to only if it differs.
-A halted status already on the ConfigMap for the same revision is respected after a restart.
+The first time the operator sees a ConfigMap (start-up, or after a restart), and whenever the
+status on the ConfigMap already names the new revision (another replica rolled it out while
+this one was paused), it reconciles instead of pushing blindly: each pod is asked what it holds
+and pushed to only if it differs. A halted status for the same revision is respected.
 ``_reconcile`` uses the per-ConfigMap state kept here to bring late pods up to date.
 """
 
@@ -129,7 +130,11 @@ class RolloutManager:
         old = self._states.get(ref)
         if old is not None and old.revision == snapshot.revision:
             return  # annotations only (our status included), or a re-list: nothing to roll out
-        first_sight = old is None
+        previous = parse_status(annotations)
+        # Someone already rolled this revision out: another replica while this one was paused
+        # (kopf re-lists on resume), or this process before a restart. Reconcile, do not push.
+        handled = previous is not None and previous.revision == snapshot.revision
+        first_sight = old is None or handled
         state = ConfigMapState(
             ref=ref,
             uid=str(meta.get("uid", "")),
@@ -140,14 +145,9 @@ class RolloutManager:
         )
         if old is not None:
             await self._cancel(old)
-        else:
-            previous = parse_status(annotations)
+        if first_sight:
             self._reporter.remember(ref, previous)
-            if (
-                previous is not None
-                and previous.revision == snapshot.revision
-                and previous.phase is Phase.HALTED
-            ):
+            if previous is not None and handled and previous.phase is Phase.HALTED:
                 state.halted = True
                 state.halt_reason = (previous.pod, previous.message)
         self._states[ref] = state

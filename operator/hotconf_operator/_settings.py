@@ -65,6 +65,9 @@ class PeeringConfig:
     standalone: bool = False
     name: str = "hotconf"
     priority: int = 0  # parse_settings draws a random one when none is given
+    #: Seconds a replica's peering record counts as alive (kopf's default): a replica that died
+    #: without removing its record (SIGKILL, node loss) blocks the others for up to this long.
+    lifetime: int = 60
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ _ENV = {
     "standalone": "HOTCONF_STANDALONE",
     "peering_name": "HOTCONF_PEERING_NAME",
     "peering_priority": "HOTCONF_PEERING_PRIORITY",
+    "peering_lifetime": "HOTCONF_PEERING_LIFETIME",
     "push_concurrency": "HOTCONF_PUSH_CONCURRENCY",
     "push_timeout": "HOTCONF_PUSH_TIMEOUT",
     "push_attempts": "HOTCONF_PUSH_ATTEMPTS",
@@ -192,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("peering_name", "name of the KopfPeering object replicas share (default hotconf)")
     add("peering_priority", "peering priority; highest works (default: random)", type=int)
+    add(
+        "peering_lifetime",
+        "seconds a replica's peering record stays alive without renewal (default 60)",
+        type=int,
+    )
     add("push_concurrency", "pushes in flight at once (default 128)", type=int)
     add("push_timeout", "seconds per push attempt (default 10)", type=float)
     add("push_attempts", "attempts per push, counting the first (default 4)", type=int)
@@ -308,7 +317,13 @@ def parse_settings(
             if priority is None
             else int(_number("peering_priority", priority, int))
         ),
+        lifetime=int(num("peering_lifetime", PeeringConfig.lifetime, int)),
     )
+    if peering.lifetime < 2:
+        raise SettingsError(
+            f"{_ENV['peering_lifetime']} (--peering-lifetime) = {peering.lifetime}: must be >= 2 "
+            "seconds (kopf renews the record about every lifetime - 5..10 s, at least every 1 s)"
+        )
 
     cert_dir = pick("webhook_cert_dir")
     serving = ServingConfig(

@@ -21,6 +21,7 @@ def test_environment_then_flags() -> None:
         "HOTCONF_METRICS_PORT": "9100",
         "HOTCONF_STANDALONE": "true",
         "HOTCONF_PEERING_PRIORITY": "7",
+        "HOTCONF_PEERING_LIFETIME": "15",
         "HOTCONF_PUSH_CONCURRENCY": "8",
         "HOTCONF_RECONCILE_INTERVAL": "45",
     }
@@ -29,6 +30,8 @@ def test_environment_then_flags() -> None:
     assert config.signing.key_secret == "hotconf/signing" and config.signing.key_file is None
     assert config.serving.metrics_port == 9100 and config.serving.health_port == 8080
     assert config.peering.standalone and config.peering.priority == 7
+    assert config.peering.lifetime == 15
+    assert parse_settings(["--peering-lifetime", "4"], env).peering.lifetime == 4
     assert config.push.concurrency == 8 and config.reconcile_interval == 45
     flags = parse_settings(
         ["--namespace", "c", "--metrics-port", "0", "--signing-key-file", "/k.pem"], env
@@ -44,6 +47,8 @@ def test_errors_name_the_setting() -> None:
         parse_settings([], {"HOTCONF_SIGNING_KEY_SECRET": "no-slash"})
     with pytest.raises(SettingsError, match="HOTCONF_PUSH_TIMEOUT"):
         parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PUSH_TIMEOUT": "soon"})
+    with pytest.raises(SettingsError, match="HOTCONF_PEERING_LIFETIME"):
+        parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PEERING_LIFETIME": "1"})
 
 
 def test_sidecar_image_and_resources() -> None:
