@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
-from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict
+from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict, verdict_of_clients
 from hotconf_operator._errors import ConfigInvalid
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
@@ -235,7 +235,7 @@ class RolloutManager:
             outcomes = await asyncio.gather(*(self._observe(t, snapshot) for t in targets))
             for outcome in outcomes:
                 state.outcomes[outcome.pod.uid] = outcome
-            await self.write_status(state)
+            await self.write_status(state, done=True)  # halted, not "rolling"
             return
         batches = split(targets, plan_batches(len(targets), state.policy))
         if len(batches) > 1:
@@ -278,7 +278,9 @@ class RolloutManager:
         except Exception as exc:  # any failure leaves the pod pending
             return PodOutcome(target, snapshot.revision, Verdict.PENDING, str(exc))
         if entry is not None and entry.get("revision") == snapshot.revision:
-            return PodOutcome(target, snapshot.revision, Verdict.APPLIED)
+            # The sidecar holds it; its clients say whether they took it (a NACK stays one).
+            verdict, message = verdict_of_clients(entry.get("clients"))
+            return PodOutcome(target, snapshot.revision, verdict, message)
         return PodOutcome(target, snapshot.revision, Verdict.PENDING, "halted: keeps its config")
 
     # -- status
@@ -333,6 +335,10 @@ class RolloutManager:
 
     async def write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
         status = self.status_of(state, done=done or not state.rolling)
+        if status.phase is Phase.COMPLETE and state.snapshot is not None:
+            # Also when the reconciler completes it: a rollout that ended incomplete (a pod
+            # not reachable yet) must still become the config for pods after a later halt.
+            state.last_good = state.snapshot
         self._update_gauges()
         await self._reporter.write(state.ref, status)
         return status
