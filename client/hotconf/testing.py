@@ -14,7 +14,8 @@ sidecar. Tests publish configs with plain dicts and read back each client's ACK 
 
 ``running(runner)`` is the runner harness: it runs a ``ThreadRunner``, ``ProcessRunner`` or
 ``AsyncRunner`` in a background thread for the length of a ``with`` block, then closes it (the
-task drains) and re-raises whatever the runner raised::
+task drains) and re-raises whatever the runner raised; an ``AsyncRunner`` that leaves asyncio tasks
+running after it stopped fails the block with ``RuntimeError`` naming them::
 
     with FakeRelay(path) as relay, running(hotconf.ThreadRunner(task, socket=path)) as runner:
         relay.publish({"app.yaml": "port: 9090\n"}, wait=5)
@@ -165,11 +166,21 @@ def running(runner: R) -> Iterator[R]:
     errors: list[BaseException] = []
     loop = asyncio.new_event_loop() if isinstance(runner, AsyncRunner) else None
 
+    async def arun_without_leaks(runner: AsyncRunner) -> None:
+        await runner.arun()
+        current = asyncio.current_task()
+        leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            names = ", ".join(sorted(t.get_name() for t in leftover))
+            raise RuntimeError(f"the runner left asyncio tasks running after it stopped: {names}")
+
     def main() -> None:
         try:
             if isinstance(runner, AsyncRunner):
                 assert loop is not None
-                loop.run_until_complete(runner.arun())
+                loop.run_until_complete(arun_without_leaks(runner))
             else:
                 runner.run()
         except BaseException as exc:
