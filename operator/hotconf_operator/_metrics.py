@@ -47,7 +47,8 @@ class Metrics:
         )
         self.watch_restarts = Counter(
             "hotconf_operator_watch_restarts",
-            "Kubernetes API watch streams started again after the first start, by resource.",
+            "Kubernetes API watch streams started again (failed watch requests, expired or "
+            "inactive streams), by resource.",
             ["resource"],
             registry=self.registry,
         )
@@ -70,21 +71,40 @@ class Metrics:
 
 
 class WatchRestartCounter(logging.Handler):
-    """Counts kopf's "Starting/Restarting the watch-stream for R" records after the first."""
+    """Counts watch streams that kopf had to start again, from its watcher's log records.
+
+    kopf reconnects a broken watch silently, so the records counted are the ones it does write:
+    a watch request that failed (the API is down or refused it: one per failed attempt), a watch
+    restarted because its resourceVersion expired (410 Gone), an inactive watch reconnected, and
+    any start of a resource's stream after its first.
+    """
+
+    _STARTS = ("Starting the watch-stream for ", "Restarting the watch-stream for ")
 
     def __init__(self, metrics: Metrics) -> None:
         super().__init__(level=logging.DEBUG)
         self._metrics = metrics
         self._seen: set[str] = set()
 
+    def _count(self, resource: str) -> None:
+        self._metrics.watch_restarts.labels(resource=resource).inc()
+
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        for prefix in ("Starting the watch-stream for ", "Restarting the watch-stream for "):
+        for prefix in self._STARTS:
             if message.startswith(prefix):
                 resource = message[len(prefix) :].split(" ", 1)[0]
-                if message.startswith("Restarting") or resource in self._seen:
-                    self._metrics.watch_restarts.labels(resource=resource).inc()
+                if prefix.startswith("Restarting") or resource in self._seen:
+                    self._count(resource)
                 self._seen.add(resource)
+                return
+        if message.startswith("Watch-stream for ") and "inactive" in message:
+            self._count(message[len("Watch-stream for ") :].split(" ", 1)[0])
+        elif message.startswith("Request attempt") and " failed" in message:
+            # "Request attempt #1/9 failed; will retry: GET http://.../configmaps?...watch=true"
+            url = next((w for w in message.split() if "://" in w), "")
+            if "watch=" in url:
+                self._count(url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
 
     def install(self) -> None:
         watcher = logging.getLogger("kopf._cogs.clients.watching")

@@ -22,11 +22,10 @@ class Cluster:
 
     def operator(self, *extra: str, **options: Any) -> OperatorProcess:
         """A started operator; ``options`` go to :class:`OperatorProcess` (key_file=None with
-        key_secret=..., standalone=False, health_port=..., log_name=...)."""
+        key_secret=..., standalone=False, health_port=..., log_name=..., kubeconfig=...)."""
         options.setdefault("key_file", self.key_file)
-        return OperatorProcess(
-            kubeconfig=self.kubeconfig, workdir=self.workdir, extra=extra, **options
-        ).start()
+        options.setdefault("kubeconfig", self.kubeconfig)
+        return OperatorProcess(workdir=self.workdir, extra=extra, **options).start()
 
 
 @pytest.fixture
