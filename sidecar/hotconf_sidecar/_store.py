@@ -7,9 +7,12 @@ restart.
 
 Layout: ``<state_dir>/configmaps/<namespace>_<name>.json`` holds the verified payload bytes
 exactly as the operator signed them (``_`` cannot occur in either name). One file carries both
-the config and the highest sequence, so they change together. A save writes a temporary file,
-fsyncs it, renames it over the old one and fsyncs the directory: after a crash the file is
-either the old or the new one, whole. Errors::
+the config and the highest sequence, so they change together. A save writes a temporary file
+and renames it over the old one: a process that dies at any point (``kill -9``) leaves the old
+or the new file, whole, and the kernel's page cache keeps it for the restarted container.
+With ``fsync=True`` (``--fsync true``) the file and the directory are also fsynced, which is
+only needed when the state must outlive a power loss of the node (see ``docs/sidecar.md``).
+Errors::
 
     StoreError (OSError is chained)   the state directory cannot be written or read
 """
@@ -45,7 +48,7 @@ class Held:
 class Store:
     """The state directory; see the module docstring."""
 
-    def __init__(self, state_dir: Path, *, fsync: bool = True) -> None:
+    def __init__(self, state_dir: Path, *, fsync: bool = False) -> None:
         self.dir = state_dir / "configmaps"
         self._fsync = fsync
 
@@ -79,7 +82,8 @@ class Store:
         return held
 
     def save(self, push: Push, payload: bytes) -> None:
-        """Persist ``payload`` (the verified bytes of ``push``) atomically and durably."""
+        """Persist ``payload`` (the verified bytes of ``push``) atomically (and durably, with
+        ``fsync``)."""
         path = self._path(push.snapshot.ref)
         tmp = path.with_name(f".tmp-{path.name}")
         try:

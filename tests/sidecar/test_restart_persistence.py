@@ -1,16 +1,19 @@
-"""Accepted configs survive a ``kill -9`` of the sidecar: after a restart the last one is served
-again to clients and in /v1/state, and no older or equal sequence is accepted after a newer one.
+"""Accepted configs survive a ``kill -9`` of the sidecar (with and without ``--fsync``): after a
+restart the last one is served again to clients and in /v1/state, and no older or equal sequence
+is accepted after a newer one.
 The state directory holds whole files only, and an unreadable one is set aside, not fatal."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sidecar_harness import RawClient, SidecarProcess, Signer
 
 
-def test_kill_9_between_pushes_loses_nothing(tmp_path: Path, signer: Signer) -> None:
-    sidecar = SidecarProcess(tmp_path, signer).start()
+@pytest.mark.parametrize("fsync", ["false", "true"])
+def test_kill_9_between_pushes_loses_nothing(tmp_path: Path, signer: Signer, fsync: str) -> None:
+    sidecar = SidecarProcess(tmp_path, signer, "--fsync", fsync).start()
     try:
         first = signer.body({"app.yaml": "level: 1\n"})
         second = signer.body({"app.yaml": "level: 2\n"}, binary={"logo.png": b"\x89PNG\x00"})
