@@ -19,7 +19,6 @@ from hotconf._errors import (
     ProtocolError,
     RelayUnavailable,
     RunnerError,
-    TaskStuck,
 )
 from hotconf._runners._api import Mode, run
 from hotconf._runners._asyncio import AsyncRunner
@@ -45,7 +44,6 @@ __all__ = [
     "RunnerError",
     "RunnerOptions",
     "RunnerState",
-    "TaskStuck",
     "ThreadRunner",
     "arepeat",
     "repeat",

@@ -9,8 +9,11 @@
     │   └── ConfigRejected     the application's validate() hook refused it (sent as a NACK)
     ├── RelayUnavailable       no relay answers on the socket; retryable
     │   └── FirstConfigTimeout no config arrived before the start-up deadline
-    └── RunnerError            a runner was misused or could not stop its task
-        └── TaskStuck          a thread task ignored `draining` past the drain deadline
+    └── RunnerError            a runner was used against its lifecycle
+
+A task that ignores ``draining`` past the drain deadline is not an exception: the runner keeps
+serving, reports it loudly (``RunnerState.STUCK``, a ``stuck`` event, a critical log line) and,
+with ``exit_on_stuck``, exits the process with ``EXIT_STUCK`` so that Kubernetes restarts it.
 
 Retryable conditions (``RelayUnavailable``) and verdicts on a config (``ConfigError``) are
 different classes so that callers act on the class, never on a message.
@@ -27,7 +30,6 @@ __all__ = [
     "ProtocolError",
     "RelayUnavailable",
     "RunnerError",
-    "TaskStuck",
 ]
 
 
@@ -79,8 +81,4 @@ class FirstConfigTimeout(RelayUnavailable):
 
 
 class RunnerError(HotconfError):
-    """A runner was used against its lifecycle, or could not stop its task."""
-
-
-class TaskStuck(RunnerError):
-    """A thread task did not return within the drain deadline after ``draining`` was set."""
+    """A runner was used against its lifecycle (e.g. run twice, or closed before it ran)."""

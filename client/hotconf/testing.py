@@ -11,24 +11,38 @@ sidecar. Tests publish configs with plain dicts and read back each client's ACK 
         assert verdict.result == "ack"
 
 ``stop()`` and ``start()`` simulate a sidecar restart; the held configs survive it.
+
+``running(runner)`` is the runner harness: it runs a ``ThreadRunner``, ``ProcessRunner`` or
+``AsyncRunner`` in a background thread for the length of a ``with`` block, then closes it (the
+task drains) and re-raises whatever the runner raised; an ``AsyncRunner`` that leaves asyncio tasks
+running after it stopped fails the block with ``RuntimeError`` naming them::
+
+    with FakeRelay(path) as relay, running(hotconf.ThreadRunner(task, socket=path)) as runner:
+        relay.publish({"app.yaml": "port: 9090\n"}, wait=5)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
-from collections.abc import Coroutine, Mapping
+import time
+from collections.abc import Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hotconf._runners._asyncio import AsyncRunner, _Stop
+from hotconf._runners._base import RunnerState
+from hotconf._runners._blocking import BlockingRunner
 from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
 from hotconf.relay import ClientStatus, Relay, Verdict
 
-__all__ = ["FakeRelay", "snapshot"]
+__all__ = ["FakeRelay", "running", "snapshot"]
 
 T = TypeVar("T")
+R = TypeVar("R", BlockingRunner, AsyncRunner)
 
 
 def snapshot(
@@ -89,7 +103,15 @@ class FakeRelay:
             self.path, server_name="hotconf-fake-relay", heartbeat_interval=self._heartbeat_interval
         )
         relay.load(self._held)
-        self._call(relay.start())
+        try:
+            self._call(relay.start())
+        except BaseException:
+            # Do not leave the loop's thread behind when the socket cannot be served.
+            self._loop = None
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join()
+            loop.close()
+            raise
         self._relay = relay
         return self
 
@@ -136,3 +158,50 @@ class FakeRelay:
             return relay.clients()
 
         return self._call(read())
+
+
+@contextlib.contextmanager
+def running(runner: R) -> Iterator[R]:
+    """Run ``runner`` in a background thread while the block runs; see the module docstring."""
+    errors: list[BaseException] = []
+    loop = asyncio.new_event_loop() if isinstance(runner, AsyncRunner) else None
+
+    async def arun_without_leaks(runner: AsyncRunner) -> None:
+        await runner.arun()
+        current = asyncio.current_task()
+        leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            names = ", ".join(sorted(t.get_name() for t in leftover))
+            raise RuntimeError(f"the runner left asyncio tasks running after it stopped: {names}")
+
+    def main() -> None:
+        try:
+            if isinstance(runner, AsyncRunner):
+                assert loop is not None
+                loop.run_until_complete(arun_without_leaks(runner))
+            else:
+                runner.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, name="hotconf-runner-harness", daemon=True)
+    thread.start()
+    while runner.state is RunnerState.CREATED and thread.is_alive():
+        time.sleep(0.001)
+    try:
+        yield runner
+    finally:
+        if isinstance(runner, AsyncRunner):
+            assert loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop ended: the runner already stopped
+                loop.call_soon_threadsafe(runner._post, _Stop("close()"))
+        else:
+            runner.close()
+        thread.join()
+        if loop is not None:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    if errors:
+        raise errors[0]

@@ -2,29 +2,33 @@
 
 The console script's entry point. Everything long-lived is built here, once, and handed to the
 handlers through ``_handlers.Runtime``; kopf runs with its own registry (not the global one),
-cluster-wide or on the namespaces given, with peering unless ``--standalone``, and with its
-liveness endpoint on the health port.
+cluster-wide or on the namespaces given, with peering unless ``--standalone``, with its
+liveness endpoint on the health port and the sidecar injection webhook on the webhook port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 
 import kopf
 
+from hotconf.protocol import ConfigMapRef
 from hotconf_operator._delivery import Deliverer
-from hotconf_operator._errors import OperatorError, SettingsError
+from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
 from hotconf_operator._handlers import Runtime, register
+from hotconf_operator._index import DEFAULT_PORT
+from hotconf_operator._injection import InjectionSettings
 from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._reconcile import Reconciler
-from hotconf_operator._rollout import RolloutManager
+from hotconf_operator._rollout import RolloutManager, snapshot_of
 from hotconf_operator._settings import OperatorConfig, parse_settings
-from hotconf_operator._signing import load_signer
+from hotconf_operator._signing import Signer, load_signer
 from hotconf_operator._status import StatusReporter
 
 __all__ = ["main"]
@@ -42,6 +46,27 @@ def _setup_logging(level: str) -> None:
     # kopf logs every handler call at INFO; keep its chatter out unless asked for.
     if level != "debug":
         logging.getLogger("kopf").setLevel(logging.WARNING)
+        # The webhook server's access log: one line per pod created in the selected namespaces.
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def injection_settings(config: OperatorConfig, signer: Signer) -> InjectionSettings | None:
+    """What the webhook injects: the configured image, the public half of the signing key (so
+    injected sidecars verify this operator's pushes), the configured resources. None without an
+    image: the webhook then injects nothing and ``_misses`` reports the annotated pods."""
+    if not config.sidecar.image:
+        return None
+    settings = InjectionSettings(
+        image=config.sidecar.image,
+        public_key_pem=signer.public_pem().decode("ascii"),
+        port=DEFAULT_PORT,
+    )
+    resources = config.sidecar.resources
+    if resources is not None:
+        settings = dataclasses.replace(
+            settings, requests=resources.get("requests", {}), limits=resources.get("limits", {})
+        )
+    return settings
 
 
 async def run(config: OperatorConfig) -> None:
@@ -59,7 +84,14 @@ async def run(config: OperatorConfig) -> None:
             data = (await api.get_configmap(namespace, name)).get("data") or {}
             return str(data[key])
 
-        runtime = Runtime(config=config, connection=connection)
+        runtime = Runtime(
+            config=config,
+            connection=connection,
+            metrics=metrics,
+            injection=injection_settings(config, signer),
+        )
+        if config.serving.webhook_port and runtime.injection is None:
+            logger.warning("sidecar injection is off: no --sidecar-image / HOTCONF_SIDECAR_IMAGE")
         runtime.manager = RolloutManager(
             deliverer=Deliverer(pusher=pusher, signer=signer, metrics=metrics),
             reporter=StatusReporter(api),
@@ -67,14 +99,24 @@ async def run(config: OperatorConfig) -> None:
             targets=runtime.targets,
             fetch_schema=fetch_schema,
         )
-        runtime.reconciler = Reconciler(runtime.manager)
+
+        async def current_revision(ref: ConfigMapRef) -> str | None:
+            try:
+                return snapshot_of(await api.get_configmap(ref.namespace, ref.name)).revision
+            except KubeApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        runtime.reconciler = Reconciler(runtime.manager, current_revision=current_revision)
         registry = kopf.OperatorRegistry()
         register(registry, runtime)
         health = config.serving.health_port
         logger.info(
-            "hotconf-operator starting: %s, peering %s",
+            "hotconf-operator starting: %s, peering %s, webhook %s",
             "namespaces " + ",".join(config.namespaces) if config.namespaces else "cluster-wide",
             "off" if config.peering.standalone else f"{config.peering.name!r}",
+            f"on port {config.serving.webhook_port}" if config.serving.webhook_port else "off",
         )
         try:
             await kopf.operator(

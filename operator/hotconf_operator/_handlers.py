@@ -11,6 +11,11 @@ Watched:
 * Pods annotated ``hotconf.dev/configmaps``: a kopf index (``hotconf_pods``: ConfigMap ->
   subscribed pod sidecars, ``_index``) and an event handler that reconciles a pod once it is
   Running with an IP (``_reconcile``).
+* Pods annotated ``hotconf.dev/inject``: an event handler that reports those admitted without the
+  sidecar (``_misses``), on the same pod watch.
+
+Served: the sidecar injection webhook (``_webhook``) on kopf's admission server, unless the
+webhook port is 0.
 
 Every handler is ``async``: kopf runs sync handlers in a thread pool, which costs latency.
 """
@@ -22,7 +27,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -35,10 +40,15 @@ from hotconf_operator._index import (
     subscribed_configmaps,
     targets_of,
 )
+from hotconf_operator._injection import INJECT_ANNOTATION, InjectionSettings
+from hotconf_operator._metrics import Metrics
+from hotconf_operator._misses import MissTracker
 from hotconf_operator._reconcile import Reconciler
 from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig
 from hotconf_operator._storage import NoDiffBaseStorage, NoProgressStorage
+from hotconf_operator._webhook import NO_IMAGE_REASON, webhook_server
+from hotconf_operator._webhook import register as register_webhook
 
 __all__ = ["ENABLED_LABEL", "INDEX_NAME", "Runtime", "configure", "register"]
 
@@ -57,6 +67,10 @@ class Runtime:
     reconciler: Reconciler | None = None
     index: Mapping[Any, Iterable[PodTarget]] = field(default_factory=dict)
     sweeper: asyncio.Task[None] | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    #: What the webhook injects; None: no sidecar image, the webhook injects nothing.
+    injection: InjectionSettings | None = None
+    misses: MissTracker | None = None
 
     def targets(self, ref: ConfigMapRef) -> list[PodTarget]:
         return targets_of(self.index, ref)
@@ -79,11 +93,50 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     # Standalone mode and the priority are passed to kopf.operator(); the peering name is set
     # here, not there: kopf makes peering mandatory when it gets a name as an argument.
     settings.peering.name = config.peering.name
+    settings.peering.lifetime = config.peering.lifetime
     settings.peering.stealth = True
+    # The chart owns the MutatingWebhookConfiguration (its caBundle, selectors, failurePolicy):
+    # kopf only serves the handler and never writes webhook configurations.
+    settings.admission.managed = None
+    if config.serving.webhook_port:
+        settings.admission.server = webhook_server(
+            port=config.serving.webhook_port, cert_dir=config.serving.webhook_cert_dir
+        )
+
+
+def miss_reason(config: OperatorConfig, injection: InjectionSettings | None) -> str:
+    """Why an annotated pod may lack the sidecar, as this operator is configured."""
+    if not config.serving.webhook_port:
+        return "this operator serves no injection webhook (--webhook-port 0)"
+    if injection is None:
+        return NO_IMAGE_REASON
+    return (
+        "the injection webhook did not add it when the pod was created (the operator was down, "
+        "restarting or unreachable, the pod's namespace is not selected by the webhook, or the "
+        "webhook is disabled; with failurePolicy Ignore such pods are admitted as they are)"
+    )
+
+
+def _post_warning(body: Mapping[str, Any], reason: str, message: str) -> None:
+    meta = body.get("metadata") or {}
+    ref = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {k: meta.get(k) for k in ("namespace", "name", "uid")},
+    }
+    kopf.warn(kopf.Body(cast(kopf.RawBody, ref)), reason=reason, message=message[:1024])
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     """Register hotconf's handlers on ``registry`` (not kopf's global default registry)."""
+    if runtime.config.serving.webhook_port:
+        register_webhook(registry, runtime.injection, injected=runtime.metrics.injections.inc)
+    runtime.misses = MissTracker(
+        metrics=runtime.metrics,
+        post=_post_warning,
+        why=miss_reason(runtime.config, runtime.injection),
+    )
+    misses = runtime.misses
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo | None:
@@ -129,6 +182,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             uid=uid,
             configmaps=subscribed_configmaps(body.get("metadata", {}).get("annotations") or {}),
         )
+
+    @kopf.on.event("pods", annotations={INJECT_ANNOTATION: kopf.PRESENT}, registry=registry)
+    async def injection_miss(type: str | None, body: kopf.Body, **_: Any) -> None:
+        misses.pod_event(type, body)
 
     @kopf.on.event("configmaps", labels={ENABLED_LABEL: "true"}, registry=registry)
     async def configmap_event(type: str | None, body: kopf.Body, **_: Any) -> None:

@@ -105,7 +105,11 @@ def sidecar_container(settings: InjectionSettings, *, socket_mode: str = "0660")
         "startupProbe": {**probe, "failureThreshold": 30},
         "readinessProbe": probe,
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": settings.port}},
-        "resources": {"requests": dict(settings.requests), "limits": dict(settings.limits)},
+        "resources": {
+            part: dict(quantities)
+            for part, quantities in (("requests", settings.requests), ("limits", settings.limits))
+            if quantities
+        },
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": settings.run_as_user,

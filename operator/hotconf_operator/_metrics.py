@@ -1,7 +1,8 @@
 """Prometheus metrics of the operator, on their own registry and port.
 
 ``__main__`` calls :func:`serve` when a metrics port is set; ``_rollout`` and ``_reconcile``
-record pushes and rollouts through :class:`Metrics`. Watch restarts are counted from kopf's own
+record pushes and rollouts through :class:`Metrics`, ``_webhook`` the sidecars it injected and
+``_misses`` the annotated pods that came up without one. Watch restarts are counted from kopf's own
 watcher log records (kopf has no hook for them): :class:`WatchRestartCounter` is a logging
 handler on kopf's watching logger.
 """
@@ -48,6 +49,22 @@ class Metrics:
             "hotconf_operator_watch_restarts",
             "Kubernetes API watch streams started again after the first start, by resource.",
             ["resource"],
+            registry=self.registry,
+        )
+        self.injections = Counter(
+            "hotconf_operator_injections",
+            "Pods the admission webhook added the sidecar to (dry runs excluded).",
+            registry=self.registry,
+        )
+        self.injection_misses = Counter(
+            "hotconf_operator_injection_misses",
+            "Pods annotated hotconf.dev/inject=true seen without the sidecar (once per pod and "
+            "operator start).",
+            registry=self.registry,
+        )
+        self.pods_missing_sidecar = Gauge(
+            "hotconf_operator_pods_missing_sidecar",
+            "Pods annotated hotconf.dev/inject=true that exist now without the sidecar.",
             registry=self.registry,
         )
 

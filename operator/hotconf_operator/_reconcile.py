@@ -6,6 +6,13 @@ Running with an IP (a new pod, or one whose IP changed); a background loop start
 which catches sidecars that restarted and pods that were unreachable during a rollout. Both ask
 the sidecar (``GET /v1/state``) first and push only where it holds another revision, so a sweep
 over healthy pods pushes nothing and restarts no application.
+
+Before it pushes, the reconciler asks the API (``current_revision``, one GET per ConfigMap,
+reused for :data:`CONFIRM_TTL` seconds) whether the revision it knows is still the ConfigMap's
+current one. The in-memory revision can be stale: a replica paused by kopf peering sees no watch
+events while another replica rolls out newer revisions, and when it resumes it may see pods
+before it sees the ConfigMap again. Pushing from stale knowledge would roll pods back; a
+ConfigMap whose revision is not confirmed is skipped (the watch brings the new revision).
 """
 
 from __future__ import annotations
@@ -13,25 +20,64 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from hotconf.protocol import ConfigMapRef
 from hotconf_operator._delivery import Verdict
-from hotconf_operator._errors import PushFailed
+from hotconf_operator._errors import KubeApiError, PushFailed
 from hotconf_operator._index import PodTarget
 from hotconf_operator._rollout import RolloutManager
 
-__all__ = ["Reconciler"]
+__all__ = ["CONFIRM_TTL", "CurrentRevisionFn", "Reconciler"]
 
 logger = logging.getLogger("hotconf_operator.reconcile")
+
+#: The ConfigMap's revision as the API has it now (None: deleted); raises KubeApiError.
+CurrentRevisionFn = Callable[[ConfigMapRef], Awaitable[str | None]]
+#: Seconds a confirmed revision is trusted: a burst of new pods costs one GET per ConfigMap.
+CONFIRM_TTL = 1.0
 
 
 class Reconciler:
     """Brings individual pods up to date; never touches a ConfigMap mid-rollout."""
 
-    def __init__(self, manager: RolloutManager) -> None:
+    def __init__(
+        self, manager: RolloutManager, *, current_revision: CurrentRevisionFn | None = None
+    ) -> None:
         self._manager = manager
+        self._current_revision = current_revision
+        self._confirmed: dict[ConfigMapRef, tuple[str, float]] = {}  # ref -> (revision, when)
+        self._confirm_locks: dict[ConfigMapRef, asyncio.Lock] = {}
         self._seen: dict[str, tuple[str, int]] = {}  # pod uid -> (ip, port) last reconciled
         self._tasks: set[asyncio.Task[None]] = set()
+
+    async def confirmed(self, ref: ConfigMapRef, revision: str) -> bool:
+        """Whether ``revision`` is the ConfigMap's current one in the API (see the docstring)."""
+        if self._current_revision is None:
+            return True
+        lock = self._confirm_locks.setdefault(ref, asyncio.Lock())
+        async with lock:
+            cached = self._confirmed.get(ref)
+            if cached is not None and cached[0] == revision:
+                if time.monotonic() - cached[1] < CONFIRM_TTL:
+                    return True
+            try:
+                current = await self._current_revision(ref)
+            except KubeApiError as exc:
+                logger.warning("cannot confirm the revision of %s; not pushing: %s", ref, exc)
+                return False
+            if current != revision:
+                logger.info(
+                    "%s is at %s in the API, not %s as this replica last saw it; not pushing",
+                    ref,
+                    (current or "deleted")[:19],
+                    revision[:19],
+                )
+                self._confirmed.pop(ref, None)
+                return False
+            self._confirmed[ref] = (revision, time.monotonic())
+            return True
 
     def pod_event(self, target: PodTarget | None, *, uid: str, configmaps: list[str]) -> None:
         """Called for each event of a subscribed pod; reconciles it when it (re)appears ready."""
@@ -77,6 +123,8 @@ class Reconciler:
                     return
             except PushFailed:
                 return
+        if not await self.confirmed(ref, state.revision):
+            return
         outcome = await self._manager.deliverer.deliver(target, snapshot, check_first=True)
         if outcome.verdict is not Verdict.APPLIED:
             logger.info(
@@ -95,14 +143,19 @@ class Reconciler:
     async def sweep(self) -> None:
         """One pass over every ConfigMap and its pods (skipping ConfigMaps mid-rollout)."""
         jobs = []
+        current: set[ConfigMapRef] = set()
         for ref in self._manager.refs():
             state = self._manager.state(ref)
             if state is None or state.rolling or state.snapshot is None:
                 continue
+            # Once per ConfigMap: a stale one (paused replica) is neither pushed nor reported.
+            if not await self.confirmed(ref, state.revision):
+                continue
+            current.add(ref)
             for target in self._manager.targets(ref):
                 jobs.append(self._reconcile_one(ref, target))
         await asyncio.gather(*jobs)
-        for ref in self._manager.refs():
+        for ref in sorted(current):
             state = self._manager.state(ref)
             if state is not None and not state.rolling and state.snapshot is not None:
                 await self._manager.write_status(state)

@@ -13,9 +13,10 @@ cancels any rollout still running for an older revision and starts a new rollout
    halts it, and the pods not reached keep their config;
 4. write the status annotation and an Event (``_status``).
 
-The first time the operator sees a ConfigMap (start-up, or after a restart) it reconciles
-instead of pushing blindly: each pod is asked what it holds and pushed to only if it differs.
-A halted status already on the ConfigMap for the same revision is respected after a restart.
+The first time the operator sees a ConfigMap (start-up, or after a restart), and whenever the
+status on the ConfigMap already names the new revision (another replica rolled it out while
+this one was paused), it reconciles instead of pushing blindly: each pod is asked what it holds
+and pushed to only if it differs. A halted status for the same revision is respected.
 ``_reconcile`` uses the per-ConfigMap state kept here to bring late pods up to date.
 """
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
-from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict
+from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict, verdict_of_clients
 from hotconf_operator._errors import ConfigInvalid
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
@@ -129,7 +130,11 @@ class RolloutManager:
         old = self._states.get(ref)
         if old is not None and old.revision == snapshot.revision:
             return  # annotations only (our status included), or a re-list: nothing to roll out
-        first_sight = old is None
+        previous = parse_status(annotations)
+        # Someone already rolled this revision out: another replica while this one was paused
+        # (kopf re-lists on resume), or this process before a restart. Reconcile, do not push.
+        handled = previous is not None and previous.revision == snapshot.revision
+        first_sight = old is None or handled
         state = ConfigMapState(
             ref=ref,
             uid=str(meta.get("uid", "")),
@@ -140,14 +145,9 @@ class RolloutManager:
         )
         if old is not None:
             await self._cancel(old)
-        else:
-            previous = parse_status(annotations)
+        if first_sight:
             self._reporter.remember(ref, previous)
-            if (
-                previous is not None
-                and previous.revision == snapshot.revision
-                and previous.phase is Phase.HALTED
-            ):
+            if previous is not None and handled and previous.phase is Phase.HALTED:
                 state.halted = True
                 state.halt_reason = (previous.pod, previous.message)
         self._states[ref] = state
@@ -235,7 +235,7 @@ class RolloutManager:
             outcomes = await asyncio.gather(*(self._observe(t, snapshot) for t in targets))
             for outcome in outcomes:
                 state.outcomes[outcome.pod.uid] = outcome
-            await self.write_status(state)
+            await self.write_status(state, done=True)  # halted, not "rolling"
             return
         batches = split(targets, plan_batches(len(targets), state.policy))
         if len(batches) > 1:
@@ -278,7 +278,9 @@ class RolloutManager:
         except Exception as exc:  # any failure leaves the pod pending
             return PodOutcome(target, snapshot.revision, Verdict.PENDING, str(exc))
         if entry is not None and entry.get("revision") == snapshot.revision:
-            return PodOutcome(target, snapshot.revision, Verdict.APPLIED)
+            # The sidecar holds it; its clients say whether they took it (a NACK stays one).
+            verdict, message = verdict_of_clients(entry.get("clients"))
+            return PodOutcome(target, snapshot.revision, verdict, message)
         return PodOutcome(target, snapshot.revision, Verdict.PENDING, "halted: keeps its config")
 
     # -- status
@@ -333,6 +335,10 @@ class RolloutManager:
 
     async def write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
         status = self.status_of(state, done=done or not state.rolling)
+        if status.phase is Phase.COMPLETE and state.snapshot is not None:
+            # Also when the reconciler completes it: a rollout that ended incomplete (a pod
+            # not reachable yet) must still become the config for pods after a later halt.
+            state.last_good = state.snapshot
         self._update_gauges()
         await self._reporter.write(state.ref, status)
         return status

@@ -9,6 +9,7 @@ variable and default; ``docs/operator.md`` explains the reasons for the defaults
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -19,10 +20,12 @@ from typing import Any
 from hotconf_operator._errors import SettingsError
 
 __all__ = [
+    "ENVIRONMENT",
     "OperatorConfig",
     "PeeringConfig",
     "PushConfig",
     "ServingConfig",
+    "SidecarConfig",
     "SigningConfig",
     "build_parser",
     "parse_settings",
@@ -62,17 +65,38 @@ class PeeringConfig:
     standalone: bool = False
     name: str = "hotconf"
     priority: int = 0  # parse_settings draws a random one when none is given
+    #: Seconds a replica's peering record counts as alive (kopf's default): a replica that died
+    #: without removing its record (SIGKILL, node loss) blocks the others for up to this long.
+    lifetime: int = 60
 
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """Ports the operator serves; 0 disables a server (tests run several operators)."""
+    """Ports the operator serves; 0 disables a server (tests run several operators).
+
+    ``webhook_port`` 0 also turns sidecar injection off (no admission handler is registered:
+    kopf refuses admission handlers without a server). Without ``webhook_cert_dir`` kopf makes a
+    self-signed certificate, for development only: the API server would not trust it.
+    """
 
     metrics_port: int = 9090
     health_port: int = 8080
     webhook_port: int = 9443
     webhook_cert_dir: Path | None = None
-    sidecar_image: str = ""
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    """What the webhook injects. An empty ``image`` leaves the webhook served but injecting
+    nothing (each annotated pod then gets a ``SidecarNotInjected`` Event saying why).
+
+    ``resources`` is the sidecar container's ``resources`` object (``requests``/``limits``);
+    None keeps the injection's own defaults (10m CPU, 48Mi requested, 128Mi memory limit, sized
+    on the sidecar's measured ~40 MB idle resident memory).
+    """
+
+    image: str = ""
+    resources: dict[str, dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,7 @@ class OperatorConfig:
     push: PushConfig = field(default_factory=PushConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    sidecar: SidecarConfig = field(default_factory=SidecarConfig)
     reconcile_interval: float = 30.0  # seconds between safety reconciles against /v1/state
     log_level: str = "info"
 
@@ -98,9 +123,11 @@ _ENV = {
     "webhook_port": "HOTCONF_WEBHOOK_PORT",
     "webhook_cert_dir": "HOTCONF_WEBHOOK_CERT_DIR",
     "sidecar_image": "HOTCONF_SIDECAR_IMAGE",
+    "sidecar_resources": "HOTCONF_SIDECAR_RESOURCES",
     "standalone": "HOTCONF_STANDALONE",
     "peering_name": "HOTCONF_PEERING_NAME",
     "peering_priority": "HOTCONF_PEERING_PRIORITY",
+    "peering_lifetime": "HOTCONF_PEERING_LIFETIME",
     "push_concurrency": "HOTCONF_PUSH_CONCURRENCY",
     "push_timeout": "HOTCONF_PUSH_TIMEOUT",
     "push_attempts": "HOTCONF_PUSH_ATTEMPTS",
@@ -108,6 +135,10 @@ _ENV = {
     "reconcile_interval": "HOTCONF_RECONCILE_INTERVAL",
     "log_level": "HOTCONF_LOG_LEVEL",
 }
+
+
+#: Every environment variable the operator reads (for the chart's wiring test, and docs).
+ENVIRONMENT = frozenset(_ENV.values())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,9 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("metrics_port", "Prometheus metrics port, 0 disables (default 9090)", type=int)
     add("health_port", "liveness port serving /healthz, 0 disables (default 8080)", type=int)
-    add("webhook_port", "admission webhook port (default 9443)", type=int)
-    add("webhook_cert_dir", "directory with tls.crt and tls.key for the webhook", metavar="DIR")
-    add("sidecar_image", "image of the injected sidecar", metavar="IMAGE")
+    add(
+        "webhook_port",
+        "sidecar injection webhook port (HTTPS), 0 disables injection (default 9443)",
+        type=int,
+    )
+    add(
+        "webhook_cert_dir",
+        "directory with tls.crt and tls.key for the webhook (default: self-signed, dev only)",
+        metavar="DIR",
+    )
+    add(
+        "sidecar_image",
+        "image of the injected sidecar; empty: the webhook injects nothing",
+        metavar="IMAGE",
+    )
+    add(
+        "sidecar_resources",
+        'the injected sidecar\'s resources as JSON, e.g. {"requests":{"cpu":"10m"}}',
+        metavar="JSON",
+    )
     add(
         "standalone",
         "run without kopf peering (one replica only; default: peer when a KopfPeering exists)",
@@ -148,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("peering_name", "name of the KopfPeering object replicas share (default hotconf)")
     add("peering_priority", "peering priority; highest works (default: random)", type=int)
+    add(
+        "peering_lifetime",
+        "seconds a replica's peering record stays alive without renewal (default 60)",
+        type=int,
+    )
     add("push_concurrency", "pushes in flight at once (default 128)", type=int)
     add("push_timeout", "seconds per push attempt (default 10)", type=float)
     add("push_attempts", "attempts per push, counting the first (default 4)", type=int)
@@ -173,6 +226,32 @@ def _number(name: str, value: Any, kind: type[int] | type[float]) -> int | float
         raise SettingsError(
             f"{_ENV[name]} (--{name.replace('_', '-')}) = {value!r} is not a {kind.__name__}"
         ) from None
+
+
+def _resources(raw: str) -> dict[str, dict[str, str]]:
+    """``HOTCONF_SIDECAR_RESOURCES``: a JSON ``resources`` object (the chart's toJson)."""
+    where = "HOTCONF_SIDECAR_RESOURCES (--sidecar-resources)"
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{where} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{where} must be a JSON object with requests and/or limits")
+    result: dict[str, dict[str, str]] = {}
+    for part, quantities in value.items():
+        if part not in ("requests", "limits"):
+            raise SettingsError(f"{where}: unknown field {part!r}; use requests and limits")
+        if not isinstance(quantities, dict) or not all(
+            isinstance(q, str | int | float) and not isinstance(q, bool)
+            for q in quantities.values()
+        ):
+            raise SettingsError(
+                f"{where}: {part} must map resource names to quantities, e.g. "
+                '{"cpu": "10m", "memory": "48Mi"}'
+            )
+        # Kubernetes quantities are strings; a bare number from toJson (cpu: 1) is one too.
+        result[part] = {str(k): str(q) for k, q in quantities.items()}
+    return result
 
 
 def parse_settings(
@@ -238,7 +317,13 @@ def parse_settings(
             if priority is None
             else int(_number("peering_priority", priority, int))
         ),
+        lifetime=int(num("peering_lifetime", PeeringConfig.lifetime, int)),
     )
+    if peering.lifetime < 2:
+        raise SettingsError(
+            f"{_ENV['peering_lifetime']} (--peering-lifetime) = {peering.lifetime}: must be >= 2 "
+            "seconds (kopf renews the record about every lifetime - 5..10 s, at least every 1 s)"
+        )
 
     cert_dir = pick("webhook_cert_dir")
     serving = ServingConfig(
@@ -246,12 +331,17 @@ def parse_settings(
         health_port=int(num("health_port", ServingConfig.health_port, int)),
         webhook_port=int(num("webhook_port", ServingConfig.webhook_port, int)),
         webhook_cert_dir=Path(str(cert_dir)) if cert_dir else None,
-        sidecar_image=str(pick("sidecar_image") or ""),
     )
     for port_name in ("metrics_port", "health_port", "webhook_port"):
         port = getattr(serving, port_name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{_ENV[port_name]} = {port} is not a TCP port (0-65535)")
+
+    raw_resources = pick("sidecar_resources")
+    sidecar = SidecarConfig(
+        image=str(pick("sidecar_image") or "").strip(),
+        resources=None if not raw_resources else _resources(str(raw_resources)),
+    )
 
     interval = float(num("reconcile_interval", OperatorConfig.reconcile_interval, float))
     if interval <= 0:
@@ -266,6 +356,7 @@ def parse_settings(
         push=push,
         peering=peering,
         serving=serving,
+        sidecar=sidecar,
         reconcile_interval=interval,
         log_level=log_level,
     )

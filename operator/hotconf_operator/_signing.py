@@ -149,4 +149,11 @@ async def load_signer(config: SigningConfig, *, api: KubeApi | None, ttl: float)
     raw = (secret.get("data") or {}).get(SECRET_KEY)
     if not raw:
         raise SigningKeyError(f"{source} is missing; put a PEM Ed25519 private key there")
-    return Signer.from_pem(base64.b64decode(raw), source=source, ttl=ttl)
+    try:
+        pem = base64.b64decode(raw, validate=True)
+    except ValueError as exc:  # binascii.Error: an API server would not store this
+        raise SigningKeyError(
+            f"{source} is not base64 as Secret data must be ({exc}); put a PEM Ed25519 private "
+            "key there with `kubectl create secret generic NAME --from-file=private.pem=FILE`"
+        ) from exc
+    return Signer.from_pem(pem, source=source, ttl=ttl)

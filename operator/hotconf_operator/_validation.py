@@ -57,11 +57,18 @@ async def _load_schema(
             ]
         )
     cm_name, schema_key = reference.split("/", 1)
+    annotation = f"{SCHEMA_ANNOTATION_PREFIX}{key}: {reference}"
     try:
         text = await fetch(namespace, cm_name, schema_key)
-    except (KubeApiError, KeyError) as exc:
+    except KeyError as exc:
         raise ConfigInvalid(
-            [Problem(key, f"schema {namespace}/{reference} cannot be read: {exc}")]
+            [Problem(key, f"schema ConfigMap {namespace}/{cm_name} has no key {schema_key} "
+                          f"({annotation})")]
+        ) from exc  # fmt: skip
+    except KubeApiError as exc:
+        why = "does not exist" if exc.status == 404 else f"cannot be read: {exc}"
+        raise ConfigInvalid(
+            [Problem(key, f"schema ConfigMap {namespace}/{cm_name} {why} ({annotation})")]
         ) from exc
     try:
         holder = Config(namespace=namespace, name=cm_name, revision="", data={schema_key: text})

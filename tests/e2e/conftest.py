@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hotconf_e2e import KUBECTL, Api, OperatorProcess, make_key
@@ -19,9 +20,12 @@ class Cluster:
     public_key_pem: str
     workdir: Path
 
-    def operator(self, *extra: str) -> OperatorProcess:
+    def operator(self, *extra: str, **options: Any) -> OperatorProcess:
+        """A started operator; ``options`` go to :class:`OperatorProcess` (key_file=None with
+        key_secret=..., standalone=False, health_port=..., log_name=...)."""
+        options.setdefault("key_file", self.key_file)
         return OperatorProcess(
-            kubeconfig=self.kubeconfig, key_file=self.key_file, workdir=self.workdir, extra=extra
+            kubeconfig=self.kubeconfig, workdir=self.workdir, extra=extra, **options
         ).start()
 
 

@@ -21,6 +21,7 @@ def test_environment_then_flags() -> None:
         "HOTCONF_METRICS_PORT": "9100",
         "HOTCONF_STANDALONE": "true",
         "HOTCONF_PEERING_PRIORITY": "7",
+        "HOTCONF_PEERING_LIFETIME": "15",
         "HOTCONF_PUSH_CONCURRENCY": "8",
         "HOTCONF_RECONCILE_INTERVAL": "45",
     }
@@ -29,6 +30,8 @@ def test_environment_then_flags() -> None:
     assert config.signing.key_secret == "hotconf/signing" and config.signing.key_file is None
     assert config.serving.metrics_port == 9100 and config.serving.health_port == 8080
     assert config.peering.standalone and config.peering.priority == 7
+    assert config.peering.lifetime == 15
+    assert parse_settings(["--peering-lifetime", "4"], env).peering.lifetime == 4
     assert config.push.concurrency == 8 and config.reconcile_interval == 45
     flags = parse_settings(
         ["--namespace", "c", "--metrics-port", "0", "--signing-key-file", "/k.pem"], env
@@ -44,3 +47,32 @@ def test_errors_name_the_setting() -> None:
         parse_settings([], {"HOTCONF_SIGNING_KEY_SECRET": "no-slash"})
     with pytest.raises(SettingsError, match="HOTCONF_PUSH_TIMEOUT"):
         parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PUSH_TIMEOUT": "soon"})
+    with pytest.raises(SettingsError, match="HOTCONF_PEERING_LIFETIME"):
+        parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PEERING_LIFETIME": "1"})
+
+
+def test_sidecar_image_and_resources() -> None:
+    base = {"HOTCONF_SIGNING_KEY_FILE": "/k"}
+    assert parse_settings([], base).sidecar.image == ""
+    assert parse_settings([], base).sidecar.resources is None
+    env = {
+        **base,
+        "HOTCONF_SIDECAR_IMAGE": "r/hotconf:1",
+        "HOTCONF_SIDECAR_RESOURCES": '{"requests": {"cpu": 1, "memory": "48Mi"}, "limits": {}}',
+    }
+    config = parse_settings([], env)
+    assert config.sidecar.image == "r/hotconf:1"
+    # Quantities are strings in Kubernetes; a bare JSON number becomes one.
+    assert config.sidecar.resources == {"requests": {"cpu": "1", "memory": "48Mi"}, "limits": {}}
+    flags = parse_settings(["--sidecar-resources", "{}", "--sidecar-image", "x"], env)
+    # {} (the chart's `resources: {}`): a sidecar without requests or limits.
+    assert flags.sidecar.resources == {} and flags.sidecar.image == "x"
+
+
+@pytest.mark.parametrize(
+    "raw", ["not json", "[]", '{"requets": {}}', '{"requests": {"cpu": true}}', '{"limits": 1}']
+)
+def test_bad_sidecar_resources_are_refused(raw: str) -> None:
+    env = {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_SIDECAR_RESOURCES": raw}
+    with pytest.raises(SettingsError, match="HOTCONF_SIDECAR_RESOURCES"):
+        parse_settings([], env)

@@ -67,5 +67,19 @@ async def test_unreadable_schema_and_stray_annotation_are_problems() -> None:
             missing,
         )
     messages = [str(p) for p in info.value.problems]
-    assert any("cannot be read" in m for m in messages)
+    assert any("schema ConfigMap ns/schemas does not exist" in m for m in messages)
     assert any("gone" in m and "lacks" in m for m in messages)
+
+
+async def test_schema_key_missing_or_api_failure_say_which() -> None:
+    async def no_key(namespace: str, name: str, key: str) -> str:
+        raise KeyError(key)
+
+    async def failing(namespace: str, name: str, key: str) -> str:
+        raise KubeApiError("GET ...: HTTP 403: forbidden", status=403)
+
+    annotations = {"hotconf.dev/schema.a.yaml": "schemas/app.yaml"}
+    with pytest.raises(ConfigInvalid, match=r"schema ConfigMap ns/schemas has no key app\.yaml"):
+        await check({"a.yaml": "port: 1\n"}, annotations, no_key)
+    with pytest.raises(ConfigInvalid, match=r"ns/schemas cannot be read: GET \.\.\.: HTTP 403"):
+        await check({"a.yaml": "port: 1\n"}, annotations, failing)

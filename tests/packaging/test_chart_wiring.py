@@ -1,6 +1,7 @@
 """The chart wires the operator to the settings contract and its parts to each other:
-- the operator gets exactly the contract's environment variables (plus the two documented
-  assumptions), with ports, key file and certificate directory pointing at what is mounted;
+- the operator gets only environment variables that hotconf-operator reads, and its own settings
+  parser accepts the rendered env and args of every scenario, giving the ports, standalone mode,
+  key file, certificate directory, sidecar image and resources the chart meant;
 - the generated signing key is an Ed25519 PEM private key, kept on uninstall;
 - the webhook's caBundle is the CA of the mounted serving certificate, and a real TLS handshake
   with that certificate succeeds for the Service's DNS name, which is what the API server checks;
@@ -23,19 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-# The operator settings of the shared contract; the chart sets these and nothing else, except
-# ASSUMED, which the contract does not name (see charts/hotconf/README.md, "Operator settings").
-CONTRACT = {
-    "HOTCONF_NAMESPACES",
-    "HOTCONF_SIGNING_KEY_FILE",
-    "HOTCONF_SIGNING_KEY_SECRET",
-    "HOTCONF_METRICS_PORT",
-    "HOTCONF_HEALTH_PORT",
-    "HOTCONF_WEBHOOK_PORT",
-    "HOTCONF_WEBHOOK_CERT_DIR",
-    "HOTCONF_SIDECAR_IMAGE",
-}
-ASSUMED = {"HOTCONF_SIDECAR_RESOURCES", "HOTCONF_LOG_LEVEL"}
+from hotconf_operator._settings import ENVIRONMENT, parse_settings
 
 
 def operator_container(manifests) -> dict[str, Any]:
@@ -72,7 +61,8 @@ def test_operator_gets_the_contract_settings(chart, scenario: str) -> None:
     manifests = chart.scenario(scenario)
     container = operator_container(manifests)
     env = env_of(container)
-    assert set(env) <= CONTRACT | ASSUMED, f"not in the contract: {set(env) - CONTRACT - ASSUMED}"
+    unknown = set(env) - ENVIRONMENT
+    assert not unknown, f"hotconf-operator reads no {sorted(unknown)}"
     assert container["command"] == ["hotconf-operator"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert env["HOTCONF_HEALTH_PORT"] == str(ports["health"])
@@ -87,6 +77,35 @@ def test_operator_gets_the_contract_settings(chart, scenario: str) -> None:
     assert files == {"tls.crt", "tls.key"}
     assert env["HOTCONF_LOG_LEVEL"] in {"debug", "info", "warning", "error"}
     assert json.loads(env["HOTCONF_SIDECAR_RESOURCES"])["requests"]
+
+
+def test_operator_settings_parser_accepts_what_the_chart_renders(chart, scenario: str) -> None:
+    manifests = chart.scenario(scenario)
+    container = operator_container(manifests)
+    env = env_of(container)
+    # The operator's own parser, as the container would run it: args after the command, the env.
+    config = parse_settings(container.get("args", []), env)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert config.serving.health_port == ports["health"]
+    assert config.serving.metrics_port == ports["metrics"]
+    assert config.serving.webhook_port == ports["webhook"]
+    assert str(config.serving.webhook_cert_dir) == env["HOTCONF_WEBHOOK_CERT_DIR"]
+    assert str(config.signing.key_file) == env["HOTCONF_SIGNING_KEY_FILE"]
+    # One replica, and RBAC without peering rights: kopf must run standalone.
+    deployment = manifests.one("Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert config.peering.standalone
+    assert config.sidecar.image == env["HOTCONF_SIDECAR_IMAGE"] != ""
+    rendered = json.loads(env["HOTCONF_SIDECAR_RESOURCES"])
+    assert config.sidecar.resources == {
+        part: {name: str(quantity) for name, quantity in quantities.items()}
+        for part, quantities in rendered.items()
+    }
+    assert config.log_level == env["HOTCONF_LOG_LEVEL"]
+    assert config.namespaces == tuple(
+        sorted(filter(None, env.get("HOTCONF_NAMESPACES", "").split(",")))
+    )
 
 
 def test_service_exposes_webhook_on_443_and_metrics(chart) -> None:

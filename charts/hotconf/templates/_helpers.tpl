@@ -111,8 +111,8 @@ used by both the ClusterRole (cluster-wide mode) and each Role (watchNamespaces 
 - configmaps get/list/watch: follow labelled ConfigMaps; patch: write hotconf.dev/status and
   kopf's own bookkeeping annotations. No create/update/delete: it never writes config.
 - pods get/list/watch: find the pods that use a ConfigMap and their IPs. No write rights at all.
-- events create/patch: report pushes and rejections on the ConfigMap (core v1 Events, as kopf
-  posts them).
+- events create/patch: report pushes and rejections on the ConfigMap, and SidecarNotInjected on
+  pods admitted without the sidecar (core v1 Events, as kopf posts them).
 Application pods get no rights from this chart: their sidecar talks to nobody but the operator.
 */}}
 {{- define "hotconf.rbac.namespacedRules" -}}

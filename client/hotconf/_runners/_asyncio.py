@@ -109,10 +109,12 @@ class AsyncRunner(BaseRunner):
 
     async def arun(self) -> None:
         """The asyncio mirror of :meth:`BlockingRunner.run`; returns once stopped and drained."""
+        if self._state is RunnerState.CREATED:  # else _begin() raises the lifecycle error
+            self._loop = asyncio.get_running_loop()
+            self._inbox = asyncio.Queue()
+            self._done = asyncio.Event()
         self._begin()
-        self._loop = asyncio.get_running_loop()
-        self._inbox = asyncio.Queue()
-        self._done = asyncio.Event()
+        assert self._done is not None
         restore = self._install_signals()
         try:
             self._connect(lambda snapshot, at: self._post(_Arrived(snapshot, at)))

@@ -269,6 +269,21 @@ class Pod:
             result: dict[str, Any] = json.loads(r.read())
             return result
 
+    def metrics(self) -> str:
+        """The sidecar's Prometheus text."""
+        with urllib.request.urlopen(f"http://{self.ip}:{self.port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def pushes_received(self) -> float:
+        """Every push this sidecar answered: accepted (applied, unchanged) or refused."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith(
+                ("hotconf_sidecar_pushes_accepted_total{", "hotconf_sidecar_pushes_rejected_total{")
+            ):
+                total += float(line.rpartition(" ")[2])
+        return total
+
     def stop(self) -> None:
         _stop(self.worker)
         _stop(self.sidecar)
@@ -278,23 +293,44 @@ class OperatorProcess:
     """The real ``hotconf-operator`` console script against the emulator."""
 
     def __init__(
-        self, *, kubeconfig: Path, key_file: Path, workdir: Path, extra: tuple[str, ...] = ()
+        self,
+        *,
+        kubeconfig: Path,
+        key_file: Path | None,
+        workdir: Path,
+        extra: tuple[str, ...] = (),
+        key_secret: str | None = None,
+        standalone: bool = True,
+        health_port: int = 0,
+        log_name: str = "operator.log",
     ) -> None:
+        """``key_file`` or ``key_secret`` ("ns/name") names the signing key; without
+        ``standalone`` the operator peers (``extra`` may then carry ``--peering-priority``)."""
         self.kubeconfig = kubeconfig
         self.key_file = key_file
-        self.log = workdir / "operator.log"
+        self.key_secret = key_secret
+        self.standalone = standalone
+        self.health_port = health_port
+        self.log = workdir / log_name
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = free_port()
 
     def start(self) -> OperatorProcess:
         env = {**_env(), "KUBECONFIG": str(self.kubeconfig)}
+        key = (
+            ["--signing-key-file", str(self.key_file)]
+            if self.key_file is not None
+            else ["--signing-key-secret", str(self.key_secret)]
+        )
         args = [
             str(BIN / "hotconf-operator"),
-            "--standalone",
-            "--signing-key-file", str(self.key_file),
+            *(["--standalone"] if self.standalone else []),
+            *key,
             "--metrics-port", str(self.metrics_port),
-            "--health-port", "0",
+            "--health-port", str(self.health_port),
+            # No injection webhook unless a test asks for one in `extra` (the last flag wins).
+            "--webhook-port", "0",
             "--reconcile-interval", "2",
             "--push-attempts", "3",
             *self.extra,
@@ -312,9 +348,39 @@ class OperatorProcess:
         ) as r:
             return str(r.read().decode())
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the operator's metrics (None if absent or not serving yet)."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return None
+        return sample(text, name, **labels)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> int | None:
         _stop(self.proc, timeout=15)
         return None if self.proc is None else self.proc.returncode
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of sample ``name{labels}`` in a Prometheus text exposition, or None."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        got_name, _, got_labels = head.partition("{")
+        if got_name != name:
+            continue
+        pairs = sorted(p for p in got_labels.rstrip("}").split(",") if p)
+        if ",".join(pairs) == want:
+            return float(value)
+    return None
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:

@@ -6,7 +6,10 @@ Each time its task starts on a revision it appends one JSON line to the report f
     {"pod": ..., "pid": ..., "generation": n, "revision": ..., "value": data["value"], "t": time}
 
 ``generation`` counts task starts, so a test sees an application restart as a new line.
-Its ``validate`` hook NACKs a config whose key ``reject`` names this pod (or is ``*``).
+Its ``validate`` hook NACKs a config whose key ``reject`` names this pod (or is ``*``), and
+exits the process at once (``os._exit(3)``, no ACK, no goodbye) the first time it sees a config
+whose key ``crash`` names this pod: it leaves ``<report>.crashed`` behind, so the same worker
+started again takes the config (a transient crash, as when a container is OOM-killed).
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ def main() -> None:
     args = parser.parse_args()
     generation = 0
 
+    crashed = args.report + ".crashed"
+
     def validate(config: hotconf.Config) -> None:
+        if config.data.get("crash") == args.pod and not os.path.exists(crashed):
+            with open(crashed, "w", encoding="utf-8") as marker:
+                marker.write(config.revision)
+            os._exit(3)
         reject = config.data.get("reject", "")
         if reject in ("*", args.pod):
             raise hotconf.ConfigRejected(f"{args.pod} refuses this config (reject={reject})")

@@ -1,0 +1,76 @@
+"""Injection misses are visible: the real ``hotconf-operator``, watching the emulated API, notices
+pods annotated ``hotconf.dev/inject: "true"`` that were admitted without the sidecar (as the API
+server does with ``failurePolicy: Ignore`` while the webhook is down), Running with an IP or still
+Pending, posts one ``SidecarNotInjected`` Warning Event on each saying how to fix it, and counts
+them in ``hotconf_operator_injection_misses_total`` and ``hotconf_operator_pods_missing_sidecar``
+(which drops when such a pod is deleted). A pod that went through the webhook, and a pod without
+the annotation, are not reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hotconf_e2e import wait_for
+from hotconf_e2e.webhook import Operator, make_pod, running_operator
+
+
+@pytest.fixture
+def operator(tmp_path: Path) -> Iterator[Operator]:
+    with running_operator(tmp_path, "--sidecar-image", "registry.example/hotconf:1") as running:
+        yield running
+
+
+def pod(name: str, annotations: dict[str, str], **status: Any) -> dict[str, Any]:
+    body = make_pod(annotations)
+    body["metadata"]["name"] = name
+    body["metadata"]["namespace"] = "default"
+    body["status"] = status
+    return body
+
+
+def miss_events(operator: Operator) -> dict[str, dict[str, Any]]:
+    return {
+        e["involvedObject"]["name"]: e
+        for e in operator.api.events("default")
+        if e.get("reason") == "SidecarNotInjected"
+    }
+
+
+def test_pods_admitted_without_the_sidecar_get_an_event_and_are_counted(
+    operator: Operator,
+) -> None:
+    api = operator.api
+    # Went through the webhook: has the sidecar.
+    _, injected = operator.hook.admit(pod("through-webhook", {"hotconf.dev/inject": "true"}))
+    api.create_pod(injected)
+    api.create_pod(pod("not-asking", {"hotconf.dev/configmaps": "web-config"}))
+    # Admitted while the webhook was down: annotated, no sidecar.
+    api.create_pod(
+        pod("missed-running", {"hotconf.dev/inject": "true"}, phase="Running", podIP="127.0.0.9")
+    )
+    owned = pod("missed-pending", {"hotconf.dev/inject": "true"}, phase="Pending")
+    owned["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "rs-1"}
+    ]
+    api.create_pod(owned)
+
+    events = wait_for("two SidecarNotInjected events", lambda: len(miss_events(operator)) == 2)
+    events = miss_events(operator)
+    assert set(events) == {"missed-running", "missed-pending"}
+    for event in events.values():
+        assert event["type"] == "Warning"
+        assert event["involvedObject"]["kind"] == "Pod"
+        assert "hotconf.dev/inject=true" in event["message"]
+        assert "recreate" in event["message"]
+    assert "ReplicaSet web-5d8f" in events["missed-pending"]["message"]
+    wait_for("gauge at 2", lambda: operator.metric("hotconf_operator_pods_missing_sidecar") == 2)
+    assert operator.metric("hotconf_operator_injection_misses_total") == 2
+
+    api.delete_pod("missed-running")
+    wait_for("gauge at 1", lambda: operator.metric("hotconf_operator_pods_missing_sidecar") == 1)
+    # Each pod was reported once, whatever else happened to it meanwhile.
+    assert operator.metric("hotconf_operator_injection_misses_total") == 2
+    assert set(miss_events(operator)) == {"missed-running", "missed-pending"}
