@@ -35,7 +35,7 @@ async def serve(settings: Settings) -> None:
     sidecar = Sidecar(
         pod=settings.pod,
         verifier=Verifier(load_public_key(settings.public_key_pem), pod=settings.pod),
-        store=Store(settings.state_dir),
+        store=Store(settings.state_dir, fsync=settings.fsync),
         relay=Relay(
             settings.socket, server_name="hotconf-sidecar", socket_mode=settings.socket_mode
         ),

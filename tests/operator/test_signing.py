@@ -1,7 +1,8 @@
 """Push bodies signed by the operator verify with its public key and decode to the right push.
 
 Proves: the signature verifies over the exact payload bytes; the payload names the pod, the
-ConfigMap and revision, a sequence that grows and an expiry 60 s ahead; keys load from PEM and
+ConfigMap and revision, a sequence that grows and an expiry 60 s ahead; one snapshot signed for
+many pods (its data encoded once) decodes whole for each of them; keys load from PEM and
 non-Ed25519 or garbage keys are refused with a message saying how to make one.
 """
 
@@ -35,6 +36,20 @@ def test_push_body_verifies_and_decodes() -> None:
     assert dict(push.snapshot.data) == data
     assert before + 59 < push.expires < time.time() + 61
     assert decode_payload(decode_body(signer.push_body(pod, snap))[0]).sequence > push.sequence
+
+
+def test_one_snapshot_signed_for_many_pods_decodes_whole_for_each() -> None:
+    signer = Signer.generate(ttl=60)
+    data = {"a.yaml": "x: 1\n", "t": '\u00e9\n"q"'}
+    binary = {"logo.png": b"\x89PNG\x00"}
+    snap = ConfigSnapshot("ns", "app", compute_revision(data, binary), data, binary)
+    other = ConfigSnapshot("ns", "other", compute_revision({"k": "v"}), {"k": "v"})
+    pods = [PodRef("ns", f"web-{i}", f"uid-{i}") for i in range(3)]
+    for pod in pods:
+        for snapshot in (snap, other):
+            push = decode_payload(decode_body(signer.push_body(pod, snapshot))[0])
+            assert push.pod == pod
+            assert push.snapshot == snapshot
 
 
 def test_key_round_trips_through_pem() -> None:

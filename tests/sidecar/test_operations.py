@@ -101,6 +101,14 @@ def test_bad_settings_exit_2(tmp_path: Path) -> None:
         timeout=30,
     )
     assert (done.returncode, "HOST:PORT" in done.stderr) == (2, True)
+    done = subprocess.run(
+        [str(SCRIPT), "--public-key", "nope", "--fsync", "sometimes"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, "--fsync 'sometimes'" in done.stderr) == (2, True)
 
 
 def test_bad_public_key_exits_1(tmp_path: Path) -> None:
@@ -122,7 +130,7 @@ def test_help_documents_every_setting() -> None:
     assert done.returncode == 0
     for env in (
         "HOTCONF_POD_NAMESPACE", "HOTCONF_POD_NAME", "HOTCONF_POD_UID", "HOTCONF_LISTEN",
-        "HOTCONF_SOCKET", "HOTCONF_SOCKET_MODE", "HOTCONF_STATE_DIR",
+        "HOTCONF_SOCKET", "HOTCONF_SOCKET_MODE", "HOTCONF_STATE_DIR", "HOTCONF_FSYNC",
         "HOTCONF_OPERATOR_PUBLIC_KEY_FILE", "HOTCONF_OPERATOR_PUBLIC_KEY", "HOTCONF_ACK_TIMEOUT",
         "HOTCONF_FILES_DIR", "HOTCONF_NOTIFY_URL", "HOTCONF_NOTIFY_SIGNAL",
         "HOTCONF_NOTIFY_PID_FILE", "HOTCONF_LOG_LEVEL",

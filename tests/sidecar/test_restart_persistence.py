@@ -1,16 +1,20 @@
-"""Accepted configs survive a ``kill -9`` of the sidecar: after a restart the last one is served
-again to clients and in /v1/state, and no older or equal sequence is accepted after a newer one.
-The state directory holds whole files only, and an unreadable one is set aside, not fatal."""
+"""Accepted configs survive a ``kill -9`` of the sidecar (with and without ``--fsync``): after a
+restart the last one is served again to clients and in /v1/state, and no older or equal sequence
+is accepted after a newer one.
+The state directory holds one whole file per ConfigMap; a newer file cut short (a save killed
+half-way) or any unreadable one is set aside, not fatal; the earlier one-name layout is read."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sidecar_harness import RawClient, SidecarProcess, Signer
 
 
-def test_kill_9_between_pushes_loses_nothing(tmp_path: Path, signer: Signer) -> None:
-    sidecar = SidecarProcess(tmp_path, signer).start()
+@pytest.mark.parametrize("fsync", ["false", "true"])
+def test_kill_9_between_pushes_loses_nothing(tmp_path: Path, signer: Signer, fsync: str) -> None:
+    sidecar = SidecarProcess(tmp_path, signer, "--fsync", fsync).start()
     try:
         first = signer.body({"app.yaml": "level: 1\n"})
         second = signer.body({"app.yaml": "level: 2\n"}, binary={"logo.png": b"\x89PNG\x00"})
@@ -66,20 +70,54 @@ def test_state_files_are_whole_and_a_corrupt_one_is_set_aside(
     tmp_path: Path, signer: Signer
 ) -> None:
     sidecar = SidecarProcess(tmp_path, signer).start()
+    state_dir = sidecar.state_dir / "configmaps"
     try:
-        sidecar.push(signer.body({"k": "v"}))
-        sidecar.push(signer.body({"k": "w"}, name="broken"))
+        sidecar.push(signer.body({"k": "u"}))
+        app = sidecar.push(signer.body({"k": "v"})).body  # replaces the first file
+        broken = sidecar.push(signer.body({"k": "w"}, name="broken")).body
         assert sidecar.stop() == 0
-        files = sorted(p.name for p in (sidecar.state_dir / "configmaps").iterdir())
-        assert files == ["shop_app.json", "shop_broken.json"]
-        (sidecar.state_dir / "configmaps" / "shop_broken.json").write_text('{"v": 1, "pod"')
-        (sidecar.state_dir / "configmaps" / ".tmp-shop_app.json").write_text("half")
+        files = sorted(p.name for p in state_dir.iterdir())
+        assert files == [
+            f"shop_app.{app['sequence']}.json",
+            f"shop_broken.{broken['sequence']}.json",
+        ]
+        # A save cut short by kill -9: a newer file that does not parse, never answered.
+        (state_dir / f"shop_app.{app['sequence'] + 1}.json").write_text('{"v": 1, "pod"')
+        (state_dir / f"shop_broken.{broken['sequence']}.json").write_text('{"v": 1, "pod"')
+        (state_dir / ".tmp-shop_app.json").write_text("half")  # the earlier layout's leftover
         sidecar.start()
         state = sidecar.get("/v1/state").body
-        assert [c["name"] for c in state["configmaps"]] == ["app"]
-        files = sorted(p.name for p in (sidecar.state_dir / "configmaps").iterdir())
-        assert files == ["shop_app.json", "shop_broken.corrupt"]
+        assert [(c["name"], c["sequence"]) for c in state["configmaps"]] == [
+            ("app", app["sequence"])
+        ]
+        files = sorted(p.name for p in state_dir.iterdir())
+        assert files == sorted(
+            [
+                f"shop_app.{app['sequence'] + 1}.corrupt",
+                f"shop_app.{app['sequence']}.json",
+                f"shop_broken.{broken['sequence']}.corrupt",
+            ]
+        )
         assert "unreadable" in sidecar.logs()
+        assert sidecar.stop() == 0
+    finally:
+        if sidecar.proc is not None and sidecar.proc.poll() is None:
+            sidecar.kill()
+
+
+def test_state_file_of_the_earlier_layout_is_read(tmp_path: Path, signer: Signer) -> None:
+    sidecar = SidecarProcess(tmp_path, signer).start()
+    state_dir = sidecar.state_dir / "configmaps"
+    try:
+        answer = sidecar.push(signer.body({"k": "v"})).body
+        assert sidecar.stop() == 0
+        [current] = state_dir.iterdir()
+        current.rename(state_dir / "shop_app.json")
+        sidecar.start()
+        [held] = sidecar.get("/v1/state").body["configmaps"]
+        assert (held["revision"], held["sequence"]) == (answer["revision"], answer["sequence"])
+        newer = sidecar.push(signer.body({"k": "w"})).body
+        assert [p.name for p in state_dir.iterdir()] == [f"shop_app.{newer['sequence']}.json"]
         assert sidecar.stop() == 0
     finally:
         if sidecar.proc is not None and sidecar.proc.poll() is None:

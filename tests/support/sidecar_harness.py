@@ -135,6 +135,9 @@ class SidecarProcess:
                 if self.get("/readyz").status == 200:
                     return
             time.sleep(0.05)
+        assert self.proc is not None
+        self.proc.kill()  # a sidecar that never got ready must not outlive the test
+        self.proc.wait()
         raise AssertionError(f"sidecar not ready in {timeout}s: {self.logs()}")
 
     def logs(self) -> str:

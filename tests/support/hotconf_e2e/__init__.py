@@ -127,7 +127,9 @@ def make_key(path: Path) -> str:
 def read_reports(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    # A worker may be writing its next line right now: only whole lines count.
+    lines = text[: text.rfind("\n") + 1].splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 

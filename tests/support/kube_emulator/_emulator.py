@@ -10,7 +10,10 @@ discovery endpoints; this class replaces the rest:
   watches from a resourceVersion with ``timeoutSeconds``, finalizers, conflicts);
 - errors are standard ``Status`` objects (``_errors``);
 - answered requests are forgotten: kmock keeps every request and scans them all to route the
-  next one (0.1 ms more per earlier request); only the last ``history`` are kept, for debugging.
+  next one (0.1 ms more per earlier request); only the last ``history`` are kept, for debugging;
+- while no test has added reactions, a resource request skips kmock's routing (which would try
+  every built-in reaction's filters before reaching the resource fallback): 1.4 -> 1.0 ms of
+  CPU per PATCH with a watch open.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     unexpected_errors: collections.deque[BaseException] = attrs.field(
         factory=lambda: collections.deque(maxlen=100), init=False
     )
+    _own_reactions: tuple[Any, ...] = attrs.field(factory=tuple, init=False)
     _ids: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -119,12 +123,24 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self.fallback["get /api"] << self._serve_api
         self.fallback["get /"] << self._serve_root
         self.fallback[_is_resource_request] << _delegate
+        self._own_reactions = tuple(self._payloads)
+
+    def _has_test_reactions(self) -> bool:
+        """Whether a test added (or replaced) reactions since the emulator registered its own."""
+        payloads, own = self._payloads, self._own_reactions
+        if len(payloads) != len(own):
+            return True
+        return any(a is not b for a, b in zip(payloads, own, strict=True))
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         # kmock routes first, so that a test's own reactions (faults, delays) win; the resource
         # fallback hands the request back here, to be answered without kmock's rendering
         # (which gives every answer of a reaction the status code of the first one).
         # Not KubernetesEmulator._handle: it keeps kmock's own copy of every object.
+        # Without reactions of a test, routing would only end at the resource fallback: kmock
+        # tries every reaction's filters first, which is half the cost of a request.
+        if _is_resource_request(request) and not self._has_test_reactions():
+            return await self._respond(request)
         try:
             return await kmock.RawHandler._handle(self, request)
         except _Delegated:
