@@ -3,8 +3,8 @@
 ``__main__`` loads the key once at start-up (:func:`load_signer`) from a PEM file or from a
 Secret (``namespace/name``, key ``private.pem``); a missing Secret is created with a fresh key,
 so a Helm chart can leave key creation to the operator. The rollout and reconcile code call
-:meth:`Signer.push_body` for each pod: the payload has the fields of
-:func:`hotconf.envelope.encode_payload`, carries ``sequence = time.time_ns()`` and expires
+:meth:`Signer.push_body` for each pod: the payload is
+:func:`hotconf.envelope.encode_payload`'s, carries ``sequence = time.time_ns()`` and expires
 ``ttl`` seconds later. A rollout pushes one snapshot to every pod, so the JSON of its data is
 encoded once per snapshot and only the pod, sequence and expiry are encoded per pod (with 100
 pods and 1 KiB of data, signing every push took 0.23 ms per pod before the first one left).
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hotconf.envelope import ENVELOPE_VERSION, PodRef, encode_body
-from hotconf.protocol import ConfigSnapshot, to_wire
+from hotconf.envelope import PodRef, Push, encode_body, encode_payload, encode_snapshot_fields
+from hotconf.protocol import ConfigSnapshot
 from hotconf_operator._errors import KubeApiError, SigningKeyError
 from hotconf_operator._kubeapi import KubeApi
 from hotconf_operator._settings import SigningConfig
@@ -84,22 +83,15 @@ class Signer:
     def sign(self, payload: bytes) -> bytes:
         return self._key.sign(payload)
 
-    def _tail(self, snapshot: ConfigSnapshot) -> bytes:
+    def _snapshot_fields(self, snapshot: ConfigSnapshot) -> bytes:
         cached = self._tails.get(id(snapshot))
         if cached is not None and cached[0] is snapshot:
             return cached[1]
-        wire = to_wire(snapshot)
-        fields = {
-            "configmap": {"namespace": snapshot.namespace, "name": snapshot.name},
-            "revision": snapshot.revision,
-            "data": wire["data"],
-            "binaryData": wire["binaryData"],
-        }
-        tail = _dumps(fields)[1:]  # without its "{"
+        fields = encode_snapshot_fields(snapshot)
         if len(self._tails) >= _TAILS_KEPT:
             del self._tails[next(iter(self._tails))]  # the oldest
-        self._tails[id(snapshot)] = (snapshot, tail)
-        return tail
+        self._tails[id(snapshot)] = (snapshot, fields)
+        return fields
 
     def push_body(
         self, pod: PodRef, snapshot: ConfigSnapshot, *, now: float | None = None
@@ -107,18 +99,9 @@ class Signer:
         """The ``POST /v1/push`` body for this pod: payload and signature, base64 in JSON."""
         sequence = time.time_ns()
         expires = (sequence / 1e9 if now is None else now) + self._ttl
-        head = {
-            "v": ENVELOPE_VERSION,
-            "pod": {"namespace": pod.namespace, "name": pod.name, "uid": pod.uid},
-            "sequence": sequence,
-            "expires": expires,
-        }
-        payload = _dumps(head)[:-1] + b"," + self._tail(snapshot)
+        push = Push(pod=pod, snapshot=snapshot, sequence=sequence, expires=expires)
+        payload = encode_payload(push, snapshot_fields=self._snapshot_fields(snapshot))
         return encode_body(payload, self._key.sign(payload))
-
-
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def load_signer(config: SigningConfig, *, api: KubeApi | None, ttl: float) -> Signer:
