@@ -39,7 +39,7 @@ from . import _patching
 from ._errors import ApiError, BadRequest, Gone, MethodNotAllowed, NotFound, UnsupportedMediaType
 from ._requests import parse_request
 from ._selectors import Selector
-from ._store import BUILTIN_NAMESPACES, Kind, Obj, Store
+from ._store import BUILTIN_NAMESPACES, Kind, Obj, Store, Watch
 
 logger = logging.getLogger("kube_emulator")
 
@@ -234,13 +234,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
         )
 
     async def _respond(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        rv = self.store.rv
         answer = self._serve_resource(request)
         if isinstance(answer, tuple):
             status, body = answer
+            if self.store.rv != rv:
+                # A write woke the watches it concerns: let them send their events before this
+                # answer goes out. An API server's watch cache delivers events independently of
+                # the write's response; answering first would put the whole answer's cost
+                # (encoding, sending) in front of every watcher.
+                await asyncio.sleep(0)
             return aiohttp.web.json_response(body, status=status, dumps=_dumps)
         return await self._stream_watch(request, answer)
 
-    def _serve_resource(self, request: kmock.Request) -> tuple[int, Obj] | AsyncIterator[Any]:
+    def _serve_resource(self, request: kmock.Request) -> tuple[int, Obj] | AsyncIterator[list[Any]]:
         kind = self._kind_of(request.resource)
         if not kind.namespaced and request.namespace is not None:
             raise NotFound("the server could not find the requested resource")
@@ -350,7 +357,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     def _open_watch(
         self, request: kmock.Request, kind: Kind, namespace: str | None, selector: Selector
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncIterator[list[Any]]:
         raw_timeout = request.params.get("timeoutSeconds")
         try:
             timeout = float(raw_timeout) if raw_timeout else None
@@ -366,25 +373,26 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return self._watch_events(request, watch, deadline)
 
     async def _stream_watch(
-        self, request: kmock.Request, events: AsyncIterator[Any]
+        self, request: kmock.Request, batches: AsyncIterator[list[Any]]
     ) -> aiohttp.web.StreamResponse:
         raw = request._raw_request
         assert raw is not None  # only artificial requests have none
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(raw)  # a watch is open even while nothing happens
         try:
-            async for event in events:
-                await response.write(_dumps(event).encode() + b"\n")
+            async for batch in batches:
+                await response.write(b"".join(_dumps(event).encode() + b"\n" for event in batch))
             await response.write_eof()
         except ConnectionError:
             pass  # the client has gone
         finally:
-            await _aclose(events)
+            await _aclose(batches)
         return response
 
     async def _watch_events(
-        self, request: kmock.Request, watch: Any, deadline: float | None
-    ) -> AsyncIterator[Any]:
+        self, request: kmock.Request, watch: Watch, deadline: float | None
+    ) -> AsyncIterator[list[Any]]:
+        """The watch's events, every one waiting at a time, until it ends or the client goes."""
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -396,19 +404,23 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     wait = min(wait, deadline - loop.time())
                     if wait <= 0:
                         return  # timeoutSeconds: the server ends the watch, the client re-watches
-                try:
-                    event = await asyncio.wait_for(watch.queue.get(), timeout=wait)
-                except TimeoutError:
+                if not await watch.wait(wait):
                     continue
-                if event is None:
-                    return  # the server is stopping
-                yield event
+                batch: list[Any] = []
+                while watch.pending:
+                    event = watch.pending.popleft()
+                    if event is None:  # the server is stopping
+                        if batch:
+                            yield batch
+                        return
+                    batch.append(event)
+                yield batch
         finally:
             self.store.unwatch(watch)
 
 
-async def _single_event(event: dict[str, Any]) -> AsyncIterator[Any]:
-    yield event
+async def _single_event(event: dict[str, Any]) -> AsyncIterator[list[Any]]:
+    yield [event]
 
 
 def _dumps(obj: Any) -> str:

@@ -75,12 +75,24 @@ class Event:
 
 @dataclass(eq=False, kw_only=True)
 class Watch:
-    """A live watch: the events it selects are put into its queue; None ends it."""
+    """A live watch: the events it selects wait in ``pending``; None ends it.
+
+    Not an ``asyncio.Queue`` read with ``wait_for``: that costs a task and several loop turns
+    per event. ``put`` wakes the one reader (``_emulator``'s stream writer) directly, and the
+    reader takes every event that is waiting at once.
+    """
 
     kind: Kind
     namespace: str | None
     selector: Selector
-    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+    pending: collections.deque[dict[str, Any] | None] = field(default_factory=collections.deque)
+    _waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: dict[str, Any] | None) -> None:
+        self.pending.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def offer(self, event: Event) -> None:
         if event.kind != self.kind:
@@ -89,7 +101,25 @@ class Watch:
             return
         seen = event.as_seen(self.selector)
         if seen is not None:
-            self.queue.put_nowait(seen)
+            self.put(seen)
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait until something is pending, at most ``seconds``; whether something is."""
+        if not self.pending:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(seconds, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return bool(self.pending)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _now() -> str:
@@ -319,12 +349,12 @@ class Store:
         """
         watch = Watch(kind=kind, namespace=namespace, selector=selector)
         if self._closed:
-            watch.queue.put_nowait(None)
+            watch.put(None)
             return watch
         if not since or since == "0":
             items, _ = self.list_objects(kind, namespace, selector)
             for obj in items:
-                watch.queue.put_nowait({"type": "ADDED", "object": obj})
+                watch.put({"type": "ADDED", "object": obj})
         else:
             try:
                 start = int(since)
@@ -345,7 +375,7 @@ class Store:
         """End every live watch (the server is stopping) and refuse new ones."""
         self._closed = True
         for watch in self._watches:
-            watch.queue.put_nowait(None)
+            watch.put(None)
         self._watches.clear()
 
     def _emit(self, event: Event) -> None:
