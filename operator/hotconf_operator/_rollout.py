@@ -240,10 +240,14 @@ class RolloutManager:
         batches = split(targets, plan_batches(len(targets), state.policy))
         if len(batches) > 1:
             await self.write_status(state)
+        deliver = self._deliverer.deliver
         for batch in batches:
-            results = await asyncio.gather(
-                *(self._deliverer.deliver(t, snapshot, check_first=check_first) for t in batch)
-            )
+            if len(batch) == 1:  # no task (and no loop turn) between the event and the push
+                results = [await deliver(batch[0], snapshot, check_first=check_first)]
+            else:
+                results = await asyncio.gather(
+                    *(deliver(t, snapshot, check_first=check_first) for t in batch)
+                )
             for outcome in results:
                 state.outcomes[outcome.pod.uid] = outcome
             if state.policy.staged and any(o.verdict is Verdict.REJECTED for o in results):
