@@ -70,7 +70,7 @@ async def test_content_length_answer_and_request_as_sent(client: HttpClient) -> 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             seen.append(await read_request(reader))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
+            writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}')
 
     async with Server(handler) as server:
         first = await client.request("POST", "127.0.0.1", server.port, "/v1/push", body=b"{}")
