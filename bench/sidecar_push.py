@@ -85,7 +85,7 @@ class Bench:
             "HOTCONF_LISTEN": f"127.0.0.1:{self.port}",
             "HOTCONF_SOCKET": str(self.socket),
             "HOTCONF_STATE_DIR": str(tmp / "state"),
-            "HOTCONF_LOG_LEVEL": "WARNING",
+            "HOTCONF_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
         self.proc = subprocess.Popen([str(SIDECAR)], env=env)
         self.clients: list[subprocess.Popen[bytes]] = []

@@ -181,7 +181,7 @@ class Sidecar:
             assert held is not None
             self._held[ref] = Held(held.snapshot, push.sequence)
             self.metrics.held(ref, held.snapshot.revision, push.sequence)
-            self.metrics.accepted.labels("unchanged").inc()
+            self.metrics.unchanged.inc()
             clients = [
                 _client_json(c.verdicts[ref])
                 for c in self.relay.clients()
@@ -209,16 +209,17 @@ class Sidecar:
         verdicts = await publication.verdicts(self.ack_timeout)
         elapsed = time.perf_counter() - started
         self.metrics.relay_seconds.observe(elapsed)
-        self.metrics.accepted.labels("applied").inc()
+        self.metrics.applied.inc()
         clients = [_client_json(v) for v in verdicts] + [_adapter_json(a) for a in adapters]
-        logger.info(
-            "push %s %s seq=%d applied in %.1fms: %s",
-            ref,
-            snapshot.revision,
-            push.sequence,
-            elapsed * 1000,
-            " ".join(f"{c['id']}={c['result']}" for c in clients) or "no clients",
-        )
+        if logger.isEnabledFor(logging.INFO):  # the summary is built only to be logged
+            logger.info(
+                "push %s %s seq=%d applied in %.1fms: %s",
+                ref,
+                snapshot.revision,
+                push.sequence,
+                elapsed * 1000,
+                " ".join(f"{c['id']}={c['result']}" for c in clients) or "no clients",
+            )
         return self._answer("applied", snapshot.revision, push.sequence, clients)
 
     @staticmethod
