@@ -54,6 +54,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time ``pid`` has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory(pid: int) -> dict[str, int]:
     """VmRSS, RssAnon and RssFile of ``pid`` in KiB."""
     fields = {}
@@ -79,7 +85,7 @@ class Bench:
             "HOTCONF_LISTEN": f"127.0.0.1:{self.port}",
             "HOTCONF_SOCKET": str(self.socket),
             "HOTCONF_STATE_DIR": str(tmp / "state"),
-            "HOTCONF_LOG_LEVEL": "WARNING",
+            "HOTCONF_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
         self.proc = subprocess.Popen([str(SIDECAR)], env=env)
         self.clients: list[subprocess.Popen[bytes]] = []
@@ -147,7 +153,11 @@ class Bench:
         self.set_clients(clients)
         bodies = [self.body(size, n) for n in range(warmup + pushes)]
         timings = []
+        cpu_sidecar = cpu_clients = 0.0
         for n, body in enumerate(bodies):
+            if n == warmup:
+                cpu_sidecar = cpu_seconds(self.proc.pid)
+                cpu_clients = sum(cpu_seconds(c.pid) for c in self.clients)
             started = time.perf_counter()
             answer = self.push(body)
             elapsed = time.perf_counter() - started
@@ -156,8 +166,12 @@ class Bench:
                 raise SystemExit(f"not every client ACKed: {results}")
             if n >= warmup:
                 timings.append(elapsed * 1000)
+        cpu_sidecar = cpu_seconds(self.proc.pid) - cpu_sidecar
+        cpu_clients = sum(cpu_seconds(c.pid) for c in self.clients) - cpu_clients
         timings.sort()
         return {
+            "sidecar_cpu_ms": cpu_sidecar * 1000 / pushes,
+            "client_cpu_ms": cpu_clients * 1000 / pushes / clients,
             "p50_ms": statistics.median(timings),
             "p99_ms": timings[max(0, round(len(timings) * 0.99) - 1)],
             "max_ms": timings[-1],
@@ -174,6 +188,7 @@ class Bench:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer pushes")
+    parser.add_argument("--small-only", action="store_true", help="1 KiB configs only")
     args = parser.parse_args()
     small, large = (50, 20) if args.quick else (500, 100)
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,7 +197,8 @@ def main() -> None:
             time.sleep(1.0)
             idle = memory(bench.proc.pid)
             rows = []
-            for size, label, pushes in ((1024, "1 KiB", small), (1024 * 1024, "1 MiB", large)):
+            sizes = [(1024, "1 KiB", small), (1024 * 1024, "1 MiB", large)]
+            for size, label, pushes in sizes[:1] if args.small_only else sizes:
                 for clients in (1, 8):
                     result = bench.run(size=size, clients=clients, pushes=pushes, warmup=10)
                     rows.append((label, clients, result))
@@ -197,12 +213,15 @@ def main() -> None:
         platform.processor(),
     )  # fmt: skip
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print("| config | clients | pushes | p50 (ms) | p99 (ms) | max (ms) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| config | clients | pushes | p50 (ms) | p99 (ms) | max (ms) "
+        "| sidecar CPU per push (ms) | CPU per client per push (ms) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for label, clients, r in rows:
         print(
             f"| {label} | {clients} | {r['n']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-            f"| {r['max_ms']:.2f} |"
+            f"| {r['max_ms']:.2f} | {r['sidecar_cpu_ms']:.2f} | {r['client_cpu_ms']:.2f} |"
         )
     for name, mem in (("idle after start", idle), ("idle after the runs", after)):
         print(

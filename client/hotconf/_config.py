@@ -28,8 +28,18 @@ _YAML = (".yaml", ".yml")
 _JSON = (".json",)
 _TOML = (".toml",)
 
+#: libyaml's parser (PyYAML's wheels include it) is 4-5x faster than the pure-Python one. Its
+#: errors read differently and mark an unexpected end of input one line further, so a text it
+#: refuses is parsed again by the pure-Python loader, whose message and line the NACK carries.
+_FAST_LOADER: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else None
+
 
 def _parse_yaml(key: str, text: str) -> Any:
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.load(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            pass  # rare; the pure-Python loader below names the problem
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

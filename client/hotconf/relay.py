@@ -42,7 +42,7 @@ from hotconf.protocol import (
     read_message,
 )
 
-__all__ = ["ClientStatus", "Relay", "RelayError", "Result", "Verdict"]
+__all__ = ["ClientStatus", "Publication", "Relay", "RelayError", "Result", "Verdict"]
 
 logger: Final = logging.getLogger("hotconf.relay")
 
@@ -235,31 +235,30 @@ class Relay:
         With ``wait`` (seconds), return each client's verdict, or ``timeout`` for those that
         did not answer in time; without it, return at once with every result ``pending``.
         """
+        publication = self.send(snapshot)
+        await publication.drained()
+        if wait is None:
+            return publication.pending()
+        return await publication.verdicts(wait)
+
+    def send(self, snapshot: ConfigSnapshot) -> Publication:
+        """Make ``snapshot`` current and write it to every subscribed client, without waiting.
+
+        The first half of :meth:`publish`, for a caller with other work to do while the clients
+        take the snapshot (the sidecar runs its adapters meanwhile); the frame is encoded once
+        for every client. Await the returned :class:`Publication` for the verdicts.
+        """
         ref = snapshot.ref
         self._snapshots[ref] = snapshot
         frame = encode(snapshot)
         targets = [c for c in self._connections.values() if c.status.wants(ref)]
         for connection in targets:
             connection.send(frame, snapshot)
-        await asyncio.gather(*(self._drain(c) for c in targets))
-        if wait is None:
-            return [c.verdict(ref, snapshot.revision, "pending") for c in targets]
-        futures = [c.waiting[ref][1] for c in targets if ref in c.waiting]
-        if futures:
-            await asyncio.wait(futures, timeout=wait)
-        verdicts = []
-        for connection in targets:
-            waiting = connection.waiting.get(ref)
-            answered = connection.status.verdicts.get(ref)
-            if waiting is not None and waiting[0] == snapshot.revision:
-                verdicts.append(connection.verdict(ref, snapshot.revision, "timeout"))
-            elif answered is not None and answered.revision == snapshot.revision:
-                verdicts.append(answered)
-            else:
-                verdicts.append(connection.verdict(ref, snapshot.revision, "superseded"))
-        return verdicts
+        return Publication(self, snapshot, targets)
 
     async def _drain(self, connection: _Connection) -> None:
+        if not connection.writer.transport.get_write_buffer_size():
+            return  # the kernel took the whole frame: nothing to wait for (the usual case)
         try:
             await asyncio.wait_for(connection.writer.drain(), self.write_timeout)
         except (TimeoutError, OSError, RuntimeError):
@@ -354,6 +353,52 @@ class Relay:
             for connection in list(self._connections.values()):
                 with contextlib.suppress(OSError, RuntimeError):
                     connection.writer.write(frame)
+
+
+class Publication:
+    """One snapshot written to its clients by :meth:`Relay.send`: wait here for their verdicts."""
+
+    def __init__(self, relay: Relay, snapshot: ConfigSnapshot, targets: list[_Connection]) -> None:
+        self._relay = relay
+        self.snapshot = snapshot
+        self._targets = targets
+
+    async def drained(self) -> None:
+        """Wait until every client's socket took the frame (a client that does not read within
+        the relay's ``write_timeout`` is dropped)."""
+        slow = [c for c in self._targets if c.writer.transport.get_write_buffer_size()]
+        if slow:
+            await asyncio.gather(*(self._relay._drain(c) for c in slow))
+
+    def pending(self) -> list[Verdict]:
+        ref, revision = self.snapshot.ref, self.snapshot.revision
+        return [c.verdict(ref, revision, "pending") for c in self._targets]
+
+    async def verdicts(self, wait: float) -> list[Verdict]:
+        """Each client's verdict, or ``timeout`` for those that did not answer in ``wait`` s."""
+        await self.drained()
+        ref, revision = self.snapshot.ref, self.snapshot.revision
+        futures = [
+            w[1] for c in self._targets if (w := c.waiting.get(ref)) is not None and not w[1].done()
+        ]
+        if len(futures) == 1:
+            # One client (the usual pod): await its future under a timer, no asyncio.wait set-up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await asyncio.shield(futures[0])
+        elif futures:
+            await asyncio.wait(futures, timeout=wait)
+        verdicts = []
+        for connection in self._targets:
+            waiting = connection.waiting.get(ref)
+            answered = connection.status.verdicts.get(ref)
+            if waiting is not None and waiting[0] == revision:
+                verdicts.append(connection.verdict(ref, revision, "timeout"))
+            elif answered is not None and answered.revision == revision:
+                verdicts.append(answered)
+            else:
+                verdicts.append(connection.verdict(ref, revision, "superseded"))
+        return verdicts
 
 
 def _remove_stale_socket(path: Path) -> None:

@@ -139,10 +139,11 @@ class HttpServer:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         try:
             while True:
+                # One timer per request, not a task per read: ``asyncio.wait_for`` wraps its
+                # coroutine in a new task, which cost more than h11's parsing of the request.
                 try:
-                    event = await asyncio.wait_for(
-                        self._next_event(conn, reader), self.idle_timeout
-                    )
+                    async with asyncio.timeout(self.idle_timeout):
+                        event = await self._next_event(conn, reader)
                 except TimeoutError:
                     return
                 if isinstance(event, h11.ConnectionClosed):
@@ -150,7 +151,8 @@ class HttpServer:
                 assert isinstance(event, h11.Request)
                 reply = await self._handle(conn, reader, writer, event)
                 self._send(conn, writer, reply)
-                await writer.drain()
+                if writer.transport.get_write_buffer_size():
+                    await writer.drain()
                 if reply.close or conn.our_state is h11.MUST_CLOSE:
                     return
                 conn.start_next_cycle()
@@ -189,7 +191,8 @@ class HttpServer:
         chunks: list[bytes] = []
         size = 0
         while True:
-            event = await asyncio.wait_for(self._next_event(conn, reader), self.idle_timeout)
+            async with asyncio.timeout(self.idle_timeout):
+                event = await self._next_event(conn, reader)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:

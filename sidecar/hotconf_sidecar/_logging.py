@@ -29,6 +29,11 @@ class _JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str) -> None:
     """Send every log record of the process to stderr as JSON lines at ``level``."""
+    # The JSON lines carry no thread, process or task names: do not collect them per record.
+    # (Process-wide switches; the sidecar's process logs through this setup only.)
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter())
     root = logging.getLogger()

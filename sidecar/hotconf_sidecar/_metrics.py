@@ -85,15 +85,24 @@ class Metrics:
             registry=self.registry,
         )
         self._revisions: dict[ConfigMapRef, str] = {}
+        self._sequences: dict[ConfigMapRef, Gauge] = {}
+        # The children every push updates, looked up once (``labels()`` costs a lock and a
+        # tuple of label values per call).
+        self.applied = self.accepted.labels("applied")
+        self.unchanged = self.accepted.labels("unchanged")
 
     def held(self, ref: ConfigMapRef, revision: str, sequence: int) -> None:
         """Record that ``revision`` (at ``sequence``) is now held for ``ref``."""
         old = self._revisions.get(ref)
-        if old is not None and old != revision:
-            self.revision.remove(ref.namespace, ref.name, old)
-        self._revisions[ref] = revision
-        self.revision.labels(ref.namespace, ref.name, revision).set(1)
-        self.sequence.labels(ref.namespace, ref.name).set(sequence)
+        if old != revision:
+            if old is not None:
+                self.revision.remove(ref.namespace, ref.name, old)
+            self._revisions[ref] = revision
+            self.revision.labels(ref.namespace, ref.name, revision).set(1)
+        child = self._sequences.get(ref)
+        if child is None:
+            child = self._sequences[ref] = self.sequence.labels(ref.namespace, ref.name)
+        child.set(sequence)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

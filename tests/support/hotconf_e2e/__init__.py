@@ -158,8 +158,10 @@ class Pod:
         public_key_pem: str,
         namespace: str = "default",
         worker: bool = True,
+        sidecar_log_level: str = "WARNING",
     ) -> None:
         self.api = api
+        self.sidecar_log_level = sidecar_log_level
         self.name = name
         self.ip = ip
         self.namespace = namespace
@@ -183,7 +185,7 @@ class Pod:
             "HOTCONF_POD_UID": self.uid,
             "HOTCONF_OPERATOR_PUBLIC_KEY": self.public_key_pem,
             "HOTCONF_ACK_TIMEOUT": "3",
-            "HOTCONF_LOG_LEVEL": "WARNING",
+            "HOTCONF_LOG_LEVEL": self.sidecar_log_level,
         }
         args = [
             str(BIN / "hotconf-sidecar"),
@@ -428,7 +430,14 @@ def configmap_manifest(
 
 @contextlib.contextmanager
 def pods(
-    api: Api, workdir: Path, count: int, *, configmap: str, public_key_pem: str, first_ip: int = 10
+    api: Api,
+    workdir: Path,
+    count: int,
+    *,
+    configmap: str,
+    public_key_pem: str,
+    first_ip: int = 10,
+    **options: Any,
 ) -> Iterator[list[Pod]]:
     """``count`` pods on 127.0.0.<first_ip>... (all started, all stopped afterwards)."""
     started: list[Pod] = []
@@ -441,6 +450,7 @@ def pods(
                 ip=f"127.0.0.{first_ip + i}",
                 configmap=configmap,
                 public_key_pem=public_key_pem,
+                **options,
             )
             started.append(pod)
             pod.start()

@@ -1,0 +1,97 @@
+"""Benchmark: CPU an application worker (``hotconf.run``, thread mode) spends per new config.
+
+Runs a relay (:class:`hotconf.testing.FakeRelay`) in this process and one worker process like
+the end-to-end benchmark's: its task notes the revision and waits for ``draining``. Publishes N
+new revisions one after the other, each waiting for the worker's ACK, and reports the worker's
+CPU time per config (utime+stime from ``/proc/<pid>/stat``, so the figure holds on a busy
+machine) and the publish-to-ACK latency.
+
+    .venv/bin/python bench/worker_cpu.py [--configs 500] [--yaml] [--profile out.prof]
+
+``--yaml`` adds a 2 KiB ``app.yaml`` key to every config (parsed and validated by the worker);
+``--profile`` runs the worker under cProfile. Results go to ``docs/performance.md`` by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hotconf.testing import FakeRelay
+
+WORKER = r"""
+import sys, threading, hotconf
+
+def task(config, draining):
+    config.data.get("value")
+    draining.wait()
+
+hotconf.run(task, mode="thread", socket=sys.argv[1], configmap="app", name="bench-worker")
+"""
+
+YAML = "".join(
+    f"service{i}:\n  port: {8000 + i}\n  hosts: [a, b, c]\n  on: true\n" for i in range(40)
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--yaml", action="store_true", help="add a 2 KiB app.yaml key")
+    parser.add_argument("--profile", help="run the worker under cProfile, write stats here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, FakeRelay(Path(tmp) / "hotconf.sock") as relay:
+        relay.publish({"value": "first"})
+        command = [sys.executable]
+        if args.profile:
+            command += ["-m", "cProfile", "-o", args.profile]
+        script = Path(tmp) / "worker.py"
+        script.write_text(WORKER)
+        worker = subprocess.Popen([*command, str(script), str(relay.path)])
+        try:
+            deadline = time.monotonic() + 20
+            while not relay.clients() or relay.clients()[0].verdicts.get(relay.ref) is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the worker did not connect")
+                time.sleep(0.05)
+            timings = []
+            cpu = 0.0
+            for n in range(args.warmup + args.configs):
+                if n == args.warmup:
+                    cpu = cpu_seconds(worker.pid)
+                data = {"value": str(n)}
+                if args.yaml:
+                    data["app.yaml"] = f"# {n}\n" + YAML
+                started = time.perf_counter()
+                [verdict] = relay.publish(data, wait=5)
+                elapsed = time.perf_counter() - started
+                if verdict.result != "ack":
+                    raise SystemExit(f"the worker answered {verdict.result}: {verdict.message}")
+                if n >= args.warmup:
+                    timings.append(elapsed * 1000)
+            cpu = cpu_seconds(worker.pid) - cpu
+        finally:
+            worker.terminate()
+            worker.wait(15)
+    timings.sort()
+    print(
+        f"worker CPU per config: {cpu * 1000 / args.configs:.3f} ms; publish -> ACK "
+        f"p50 {statistics.median(timings):.2f} ms, "
+        f"p99 {timings[max(0, round(len(timings) * 0.99) - 1)]:.2f} ms ({args.configs} configs)"
+    )
+
+
+if __name__ == "__main__":
+    main()
