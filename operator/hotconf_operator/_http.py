@@ -4,9 +4,10 @@ Used by ``_pusher`` only. aiohttp's client was the largest share of the operator
 (py-spy, 10 pods: ~25% of the operator's busy time in ``ClientSession._request`` and its
 writers): tracing hooks, cookie jar, header multidicts, timers and connector bookkeeping for
 every request. The sidecar API needs none of that: one request at a time per connection, a
-small JSON body, a small JSON answer. This client writes the request in one ``transport.write``
-and parses the answer's status line, headers and body (``Content-Length``, chunked, or up to
-the end of the connection).
+small JSON body, a small JSON answer. This client keeps connections per sidecar, writes each
+request in one ``transport.write``, and leaves HTTP/1.1 itself (framing, ``Content-Length``,
+chunked or close-delimited answers, keep-alive rules) to ``h11``, the protocol library the
+sidecar's server uses too.
 
 Exceptions (all subclasses of :class:`HttpError`, itself an ``OSError`` so callers that retry on
 connection errors keep doing so): :class:`ConnectionFailed` (could not connect, or the
@@ -17,7 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from dataclasses import dataclass
+from typing import Any
+
+import h11
 
 __all__ = ["BadResponse", "ConnectionFailed", "HttpClient", "HttpError", "Response"]
 
@@ -44,15 +49,15 @@ class Response:
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP connection; reads one answer at a time."""
+    """One TCP connection with its h11 state machine; one request and answer at a time."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reused = False
-        self._buffer = bytearray()
+        self.answered_nothing = True
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
         self._waiter: asyncio.Future[None] | None = None
-        self._eof = False
 
     # -- asyncio.Protocol
 
@@ -61,18 +66,21 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
+        self.answered_nothing = False
+        self._h11.receive_data(data)
         self._wake()
 
     def eof_received(self) -> bool:
-        self._eof = True
         self.closed = True  # the server will not read another request
+        self._h11.receive_data(b"")
         self._wake()
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._eof = True
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(h11.RemoteProtocolError):
+                self._h11.receive_data(b"")
         self._wake()
 
     def _wake(self) -> None:
@@ -87,100 +95,63 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def _more(self) -> None:
-        """Wait for more bytes; raises ConnectionFailed at the end of the connection."""
-        if self._eof:
-            raise ConnectionFailed("the connection closed before the whole answer")
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+    async def _next_event(self) -> Any:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self.closed:  # e.g. the body was cut short by the end of the connection
+                    raise ConnectionFailed(
+                        f"the connection closed before the whole answer: {exc}"
+                    ) from exc
+                raise BadResponse(f"the answer is not valid HTTP/1.1: {exc}") from exc
+            if event is not h11.NEED_DATA:
+                return event
+            if self.closed and self.transport is not None and self.transport.is_closing():
+                raise ConnectionFailed("the connection closed before the whole answer")
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
-    async def request(self, data: bytes) -> tuple[Response, bool]:
+    async def request(self, request: h11.Request, body: bytes) -> tuple[Response, bool]:
         """Send one request; the answer and whether the connection can be used again."""
         assert self.transport is not None
-        self._buffer.clear()
-        self.transport.write(data)
-        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            if len(self._buffer) > _MAX_HEAD:
-                raise BadResponse("the answer's headers are too long")
-            await self._more()
-        head = bytes(self._buffer[:end]).decode("latin-1").split("\r\n")
-        del self._buffer[: end + 4]
-        status, headers = _parse_head(head)
-        keep = headers.get("connection", "").lower() != "close"
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = await self._read_chunked()
-        elif "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise BadResponse("the answer's Content-Length is not a number") from None
-            if not 0 <= length <= _MAX_BODY:
-                raise BadResponse(f"the answer's Content-Length {length} is out of range")
-            while len(self._buffer) < length:
-                await self._more()
-            body = bytes(self._buffer[:length])
-            del self._buffer[:length]
-        elif status in (204, 304) or 100 <= status < 200:
-            body = b""
-        else:  # the body ends with the connection
-            while not self._eof:
-                if len(self._buffer) > _MAX_BODY:
-                    raise BadResponse("the answer is too long")
-                await self._more_or_end()
-            body, keep = bytes(self._buffer), False
-        return Response(status, body), keep and not self._eof and not self._buffer
-
-    async def _more_or_end(self) -> None:
+        self.answered_nothing = True
         try:
-            await self._more()
-        except ConnectionFailed:
-            pass
-
-    async def _read_chunked(self) -> bytes:
-        body = bytearray()
+            data = self._h11.send(request) or b""
+            if body:
+                data += self._h11.send(h11.Data(data=body)) or b""
+            data += self._h11.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError as exc:  # the server closed this connection meanwhile
+            raise ConnectionFailed(f"the connection cannot take a request: {exc}") from exc
+        self.transport.write(data)
+        status = 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
-            while (end := self._buffer.find(b"\r\n")) < 0:
-                await self._more()
-            size_text = bytes(self._buffer[:end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise BadResponse("a chunk size is not hexadecimal") from None
-            del self._buffer[: end + 2]
-            if size == 0:
-                while (end := self._buffer.find(b"\r\n")) != 0:  # trailers, then an empty line
-                    if end > 0:
-                        del self._buffer[: end + 2]
-                    else:
-                        await self._more()
-                del self._buffer[:2]
-                return bytes(body)
-            if len(body) + size > _MAX_BODY:
-                raise BadResponse("the answer is too long")
-            while len(self._buffer) < size + 2:
-                await self._more()
-            body += self._buffer[:size]
-            del self._buffer[: size + 2]
-
-
-def _parse_head(lines: list[str]) -> tuple[int, dict[str, str]]:
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise BadResponse(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    try:
-        status = int(parts[1])
-    except ValueError:
-        raise BadResponse(f"not an HTTP status code: {parts[1][:20]!r}") from None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise BadResponse(f"not a header line: {line[:80]!r}")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
+            event = await self._next_event()
+            if isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > _MAX_BODY:
+                    raise BadResponse("the answer is too long")
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionFailed("the connection closed before the whole answer")
+            # InformationalResponse (1xx): keep reading
+        keep = (
+            not self.closed
+            and self._h11.our_state is h11.DONE
+            and self._h11.their_state is h11.DONE
+        )
+        if keep:
+            self._h11.start_next_cycle()
+        return Response(status, b"".join(chunks)), keep
 
 
 class HttpClient:
@@ -205,21 +176,21 @@ class HttpClient:
         if self._closed:
             raise ConnectionFailed("the HTTP client is closed")
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        head = f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\n"
+        headers = [("Host", authority)]
         if body or method in ("POST", "PUT", "PATCH"):
-            head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-        data = head.encode("latin-1") + b"\r\n" + body
+            headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        request = h11.Request(method=method, target=path, headers=headers)
         conn = await self._take(host, port)
         try:
             try:
-                response, keep = await conn.request(data)
+                response, keep = await conn.request(request, body)
             except ConnectionFailed:
-                if not conn.reused or conn._buffer:
+                if not conn.reused or not conn.answered_nothing:
                     raise
                 conn.close()  # the server closed it while idle: once more on a new one
                 self._busy.discard(conn)
                 conn = await self._connect(host, port)
-                response, keep = await conn.request(data)
+                response, keep = await conn.request(request, body)
         except BaseException:
             conn.close()
             self._busy.discard(conn)
