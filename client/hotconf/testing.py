@@ -33,8 +33,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hotconf._runners._asyncio import AsyncRunner, _Stop
-from hotconf._runners._base import RunnerState
+from hotconf._runners._asyncio import AsyncRunner
+from hotconf._runners._base import RunnerState, Stop
 from hotconf._runners._blocking import BlockingRunner
 from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
 from hotconf.relay import ClientStatus, Relay, Verdict
@@ -196,7 +196,7 @@ def running(runner: R) -> Iterator[R]:
         if isinstance(runner, AsyncRunner):
             assert loop is not None
             with contextlib.suppress(RuntimeError):  # the loop ended: the runner already stopped
-                loop.call_soon_threadsafe(runner._post, _Stop("close()"))
+                loop.call_soon_threadsafe(runner._post, Stop("close()"))
         else:
             runner.close()
         thread.join()

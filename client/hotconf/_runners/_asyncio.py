@@ -27,8 +27,15 @@ from typing import Any, Final
 
 from hotconf._config import Config
 from hotconf._errors import RunnerError
-from hotconf._runners._base import BaseRunner, RunnerOptions, RunnerState, now
-from hotconf.protocol import ConfigMapRef, ConfigSnapshot
+from hotconf._runners._base import (
+    Arrived,
+    BaseRunner,
+    RunnerOptions,
+    RunnerState,
+    Stop,
+    coalesce,
+    now,
+)
 
 __all__ = ["AsyncRunner"]
 
@@ -37,20 +44,9 @@ _numbers: Final = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
-class _Arrived:
-    snapshot: ConfigSnapshot
-    received_at: float
-
-
-@dataclass(frozen=True, slots=True)
 class _Exited:
     generation: _Generation
     error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    reason: str
 
 
 class _Generation:
@@ -117,7 +113,7 @@ class AsyncRunner(BaseRunner):
         assert self._done is not None
         restore = self._install_signals()
         try:
-            self._connect(lambda snapshot, at: self._post(_Arrived(snapshot, at)))
+            self._connect(lambda snapshot, at: self._post(Arrived(snapshot, at)))
             await self._supervise()
         finally:
             self._stopping = True
@@ -138,7 +134,7 @@ class AsyncRunner(BaseRunner):
             self._begin()
             self._finish()
             return
-        self._post(_Stop("aclose()"))
+        self._post(Stop("aclose()"))
         if self._done is not None:
             await self._done.wait()
 
@@ -174,7 +170,7 @@ class AsyncRunner(BaseRunner):
         installed = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._post, _Stop(sig.name))
+                loop.add_signal_handler(sig, self._post, Stop(sig.name))
                 installed.append(sig)
 
         def restore() -> None:
@@ -192,15 +188,11 @@ class AsyncRunner(BaseRunner):
             return []
         while not inbox.empty():
             items.append(inbox.get_nowait())
-        newest: dict[ConfigMapRef, _Arrived] = {}
-        for item in items:
-            if isinstance(item, _Arrived):
-                newest[item.snapshot.ref] = item
-        return [i for i in items if not isinstance(i, _Arrived) or newest[i.snapshot.ref] is i]
+        return coalesce(items)
 
     def _handle(self, item: object) -> None:
         match item:
-            case _Arrived(snapshot, received_at):
+            case Arrived(snapshot, received_at):
                 self._offer(snapshot, received_at)
             case _Exited(generation, error):
                 if generation is not self._gen or generation.exited:
@@ -212,7 +204,7 @@ class AsyncRunner(BaseRunner):
                     return
                 self._gen = None
                 self._ended_alone(error)
-            case _Stop(reason):
+            case Stop(reason):
                 if self._stopping:
                     logger.warning(
                         "hotconf: %s again: stopping without waiting for the drain", reason

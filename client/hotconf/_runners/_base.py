@@ -362,6 +362,34 @@ class BaseRunner:
         self._emit(ReloadEvent("stopped", self.revision))
 
 
+@dataclass(frozen=True, slots=True)
+class Arrived:
+    """Supervisor message: a snapshot came from the relay (``received_at``: :func:`now`)."""
+
+    snapshot: ConfigSnapshot
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Supervisor message: stop the runner (SIGTERM, ``close()``), for ``reason``."""
+
+    reason: str
+
+
+def coalesce(items: list[object]) -> list[object]:
+    """Keep only the newest :class:`Arrived` per ConfigMap, in order with the other messages.
+
+    What makes a burst of updates one restart, on the newest: the supervisors take everything
+    waiting in their inbox at once and pass it through here.
+    """
+    newest: dict[ConfigMapRef, Arrived] = {}
+    for item in items:
+        if isinstance(item, Arrived):
+            newest[item.snapshot.ref] = item
+    return [i for i in items if not isinstance(i, Arrived) or newest[i.snapshot.ref] is i]
+
+
 def now() -> float:
     """The clock of every timestamp in events (system-wide, so process generations share it)."""
     return time.monotonic()

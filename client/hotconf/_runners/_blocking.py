@@ -22,8 +22,15 @@ from typing import Any, Final
 
 from hotconf._config import Config
 from hotconf._errors import RunnerError
-from hotconf._runners._base import BaseRunner, RunnerOptions, RunnerState, now
-from hotconf.protocol import ConfigMapRef, ConfigSnapshot
+from hotconf._runners._base import (
+    Arrived,
+    BaseRunner,
+    RunnerOptions,
+    RunnerState,
+    Stop,
+    coalesce,
+    now,
+)
 
 __all__ = ["BlockingRunner", "Generation"]
 
@@ -64,17 +71,6 @@ class Exited:
     error: str | None  # a traceback if the task raised
 
 
-@dataclass(frozen=True, slots=True)
-class _Arrived:
-    snapshot: ConfigSnapshot
-    received_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    reason: str
-
-
 class BlockingRunner(BaseRunner):
     """Runs ``task(config, draining)`` and restarts it on each new revision; blocks in run()."""
 
@@ -104,7 +100,7 @@ class BlockingRunner(BaseRunner):
         self._runner_thread = threading.current_thread()
         restore = self._install_signals()
         try:
-            self._connect(lambda snapshot, at: self._inbox.put(_Arrived(snapshot, at)))
+            self._connect(lambda snapshot, at: self._inbox.put(Arrived(snapshot, at)))
             self._supervise()
         finally:
             self._stopping = True
@@ -123,7 +119,7 @@ class BlockingRunner(BaseRunner):
             self._finish()
             self._done.set()
             return
-        self._inbox.put(_Stop("close()"))
+        self._inbox.put(Stop("close()"))
         if threading.current_thread() is not self._runner_thread:
             self._done.wait()
 
@@ -140,7 +136,7 @@ class BlockingRunner(BaseRunner):
             return lambda: None
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            self._inbox.put(_Stop(signal.Signals(signum).name))
+            self._inbox.put(Stop(signal.Signals(signum).name))
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
@@ -162,15 +158,11 @@ class BlockingRunner(BaseRunner):
                 items.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
-        newest: dict[ConfigMapRef, _Arrived] = {}
-        for item in items:
-            if isinstance(item, _Arrived):
-                newest[item.snapshot.ref] = item
-        return [i for i in items if not isinstance(i, _Arrived) or newest[i.snapshot.ref] is i]
+        return coalesce(items)
 
     def _handle(self, item: object) -> None:
         match item:
-            case _Arrived(snapshot, received_at):
+            case Arrived(snapshot, received_at):
                 self._offer(snapshot, received_at)
             case Exited(generation, error):
                 if generation is not self._gen or generation.exited:
@@ -183,7 +175,7 @@ class BlockingRunner(BaseRunner):
                 generation.reap()
                 self._gen = None
                 self._ended_alone(error)
-            case _Stop(reason):
+            case Stop(reason):
                 if self._stopping:
                     logger.warning(
                         "hotconf: %s again: stopping without waiting for the drain", reason
