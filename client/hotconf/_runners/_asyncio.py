@@ -22,7 +22,6 @@ import signal
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from hotconf._config import Config
@@ -30,6 +29,8 @@ from hotconf._errors import RunnerError
 from hotconf._runners._base import (
     Arrived,
     BaseRunner,
+    Exited,
+    GenerationBase,
     RunnerOptions,
     RunnerState,
     Stop,
@@ -43,20 +44,14 @@ logger: Final = logging.getLogger("hotconf")
 _numbers: Final = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
-class _Exited:
-    generation: _Generation
-    error: str | None
-
-
-class _Generation:
+class _Generation(GenerationBase):
     def __init__(self, runner: AsyncRunner, config: Config) -> None:
+        super().__init__()
         self.runner = runner
         self.config = config
         self.draining = asyncio.Event()
         self.began = asyncio.Event()
         self.started_at = 0.0
-        self.exited = False
         self.task: asyncio.Task[None] | None = None
 
     async def _main(self) -> None:
@@ -66,11 +61,11 @@ class _Generation:
         try:
             await self.runner.task(self.config, self.draining)
         except asyncio.CancelledError:
-            self.runner._post(_Exited(self, None))
+            self.runner._post(Exited(self, None))
             raise
         except Exception:
             error = traceback.format_exc()
-        self.runner._post(_Exited(self, error))
+        self.runner._post(Exited(self, error))
 
     async def start(self) -> float:
         self.task = asyncio.create_task(self._main(), name=f"hotconf-task-{next(_numbers)}")
@@ -97,8 +92,6 @@ class AsyncRunner(BaseRunner):
         self._inbox: asyncio.Queue[object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gen: _Generation | None = None
-        self._stopping = False
-        self._hurry = False
         self._done: asyncio.Event | None = None
 
     # -- public lifecycle ---------------------------------------------------------------------
@@ -189,30 +182,6 @@ class AsyncRunner(BaseRunner):
         while not inbox.empty():
             items.append(inbox.get_nowait())
         return coalesce(items)
-
-    def _handle(self, item: object) -> None:
-        match item:
-            case Arrived(snapshot, received_at):
-                self._offer(snapshot, received_at)
-            case _Exited(generation, error):
-                if generation is not self._gen or generation.exited:
-                    return
-                generation.exited = True
-                if self._state in (RunnerState.DRAINING, RunnerState.STUCK):
-                    if error is not None:
-                        logger.warning("hotconf: the task raised while draining:\n%s", error)
-                    return
-                self._gen = None
-                self._ended_alone(error)
-            case Stop(reason):
-                if self._stopping:
-                    logger.warning(
-                        "hotconf: %s again: stopping without waiting for the drain", reason
-                    )
-                    self._hurry = True
-                else:
-                    logger.info("hotconf: %s: draining the task and stopping", reason)
-                    self._stopping = True
 
     async def _supervise(self) -> None:
         deadline = now() + self.options.first_config_timeout

@@ -159,6 +159,9 @@ class BaseRunner:
         self._running: _Running | None = None
         self._last_rejection = ""
         self._connection: Connection | None = None
+        self._gen: GenerationBase | None = None
+        self._stopping = False
+        self._hurry = False
 
     # -- observable state -----------------------------------------------------------------------
 
@@ -318,6 +321,32 @@ class BaseRunner:
         self._reject(target.snapshot, f"the task could not start: {error}")
         self._set_state(RunnerState.IDLE)
 
+    def _handle(self, item: object) -> None:
+        """Act on one supervisor message (after :func:`coalesce`); shared by every mode."""
+        match item:
+            case Arrived(snapshot, received_at):
+                self._offer(snapshot, received_at)
+            case Exited(generation, error):
+                if generation is not self._gen or generation.exited:
+                    return
+                generation.exited = True
+                if self._state in (RunnerState.DRAINING, RunnerState.STUCK):
+                    if error is not None:
+                        logger.warning("hotconf: the task raised while draining:\n%s", error)
+                    return
+                generation.reap()
+                self._gen = None
+                self._ended_alone(error)
+            case Stop(reason):
+                if self._stopping:
+                    logger.warning(
+                        "hotconf: %s again: stopping without waiting for the drain", reason
+                    )
+                    self._hurry = True
+                else:
+                    logger.info("hotconf: %s: draining the task and stopping", reason)
+                    self._stopping = True
+
     def _ended_alone(self, error: str | None) -> None:
         """The running generation returned or raised while not draining."""
         self._set_state(RunnerState.IDLE)
@@ -368,6 +397,25 @@ class Arrived:
 
     snapshot: ConfigSnapshot
     received_at: float
+
+
+class GenerationBase:
+    """What both supervisors know of a generation: whether it ended, and how to release it."""
+
+    def __init__(self) -> None:
+        #: Set by the supervisor when it learns the run ended (never by another thread).
+        self.exited = False
+
+    def reap(self) -> None:
+        """Release what the run held (e.g. helper threads) once it is known to have ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """Supervisor message: ``generation`` ended (``error``: a traceback if the task raised)."""
+
+    generation: GenerationBase
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final
 
@@ -25,6 +24,7 @@ from hotconf._errors import RunnerError
 from hotconf._runners._base import (
     Arrived,
     BaseRunner,
+    GenerationBase,
     RunnerOptions,
     RunnerState,
     Stop,
@@ -37,14 +37,13 @@ __all__ = ["BlockingRunner", "Generation"]
 logger: Final = logging.getLogger("hotconf")
 
 
-class Generation(abc.ABC):
+class Generation(GenerationBase, abc.ABC):
     """One run of the task on one config, in a thread or a process."""
 
     def __init__(self, config: Config, post: Callable[[object], None]) -> None:
+        super().__init__()
         self.config = config
         self.post = post
-        #: Set by the supervisor when it learns the run ended (never by another thread).
-        self.exited = False
 
     @abc.abstractmethod
     def start(self) -> float:
@@ -61,15 +60,6 @@ class Generation(abc.ABC):
     def force(self, grace: float) -> bool:
         """The drain deadline passed: stop the run by force; False if that is impossible."""
 
-    def reap(self) -> None:  # noqa: B027 - optional hook
-        """Release what the run held (helper threads) once it is known to have ended."""
-
-
-@dataclass(frozen=True, slots=True)
-class Exited:
-    generation: Generation
-    error: str | None  # a traceback if the task raised
-
 
 class BlockingRunner(BaseRunner):
     """Runs ``task(config, draining)`` and restarts it on each new revision; blocks in run()."""
@@ -78,8 +68,6 @@ class BlockingRunner(BaseRunner):
         super().__init__(task, RunnerOptions(**options))
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._gen: Generation | None = None
-        self._stopping = False
-        self._hurry = False
         self._done = threading.Event()
         self._runner_thread: threading.Thread | None = None
 
@@ -159,31 +147,6 @@ class BlockingRunner(BaseRunner):
             except queue.Empty:
                 break
         return coalesce(items)
-
-    def _handle(self, item: object) -> None:
-        match item:
-            case Arrived(snapshot, received_at):
-                self._offer(snapshot, received_at)
-            case Exited(generation, error):
-                if generation is not self._gen or generation.exited:
-                    return
-                generation.exited = True
-                if self._state in (RunnerState.DRAINING, RunnerState.STUCK):
-                    if error is not None:
-                        logger.warning("hotconf: the task raised while draining:\n%s", error)
-                    return
-                generation.reap()
-                self._gen = None
-                self._ended_alone(error)
-            case Stop(reason):
-                if self._stopping:
-                    logger.warning(
-                        "hotconf: %s again: stopping without waiting for the drain", reason
-                    )
-                    self._hurry = True
-                else:
-                    logger.info("hotconf: %s: draining the task and stopping", reason)
-                    self._stopping = True
 
     def _supervise(self) -> None:
         deadline = now() + self.options.first_config_timeout

@@ -38,8 +38,8 @@ from typing import Any, Final
 
 from hotconf._config import Config
 from hotconf._errors import RunnerError
-from hotconf._runners._base import now
-from hotconf._runners._blocking import BlockingRunner, Exited, Generation
+from hotconf._runners._base import Exited, now
+from hotconf._runners._blocking import BlockingRunner, Generation
 
 __all__ = ["ProcessRunner"]
 
