@@ -1,0 +1,84 @@
+"""CPU per push of the operator's sidecar HTTP client (``hotconf_operator._http``).
+
+Run: ``.venv/bin/python bench/push_client.py [--requests 3000] [--aiohttp]``. One process pushes a
+1.6 KiB
+body over one kept-alive connection to a minimal asyncio HTTP server in the same process and
+prints the CPU time per request (client and server together) and the wall time per request.
+``--aiohttp`` measures aiohttp's ``ClientSession`` the same way, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from hotconf_operator._http import HttpClient
+
+BODY = b"x" * 1600
+ANSWER_BODY = b'{"status":"applied","revision":"r","sequence":1,"clients":[]}'
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    b"Content-Length: " + str(len(ANSWER_BODY)).encode() + b"\r\n\r\n" + ANSWER_BODY
+)
+
+
+async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            writer.write(ANSWER)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+async def main(requests: int, *, use_aiohttp: bool) -> None:
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HttpClient()
+    session = aiohttp.ClientSession()
+    url = f"http://127.0.0.1:{port}/v1/push"
+
+    async def with_hotconf() -> None:
+        await client.request("POST", "127.0.0.1", port, "/v1/push", body=BODY)
+
+    async def with_aiohttp() -> None:
+        async with session.post(url, data=BODY) as response:
+            await response.read()
+
+    push: Callable[[], Awaitable[None]] = with_aiohttp if use_aiohttp else with_hotconf
+    try:
+        for _ in range(200):  # warm-up
+            await push()
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(requests):
+            await push()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        await client.aclose()
+        await session.close()
+        await asyncio.sleep(0.05)  # let the server's handler see the end of the connection
+        server.close()
+        await server.wait_closed()
+    name = "aiohttp" if use_aiohttp else "hotconf"
+    print(
+        f"{name}: {requests} pushes of {len(BODY)} bytes: CPU {cpu / requests * 1e6:.0f} us per "
+        f"request (client and server), wall {wall / requests * 1e6:.0f} us"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="timed requests (3000)")
+    parser.add_argument("--aiohttp", action="store_true", help="measure aiohttp's client instead")
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, use_aiohttp=args.aiohttp))
