@@ -1,10 +1,10 @@
-"""CPU per push of the operator's sidecar HTTP client (``hotconf_operator._http``).
+"""CPU per push of the operator's sidecar HTTP client (aiohttp's ``ClientSession``).
 
-Run: ``.venv/bin/python bench/push_client.py [--requests 3000] [--aiohttp]``. One process pushes a
+Run: ``.venv/bin/python bench/push_client.py [--requests 3000]``. One process pushes a
 1.6 KiB
 body over one kept-alive connection to a minimal asyncio HTTP server in the same process and
 prints the CPU time per request (client and server together) and the wall time per request.
-``--aiohttp`` measures aiohttp's ``ClientSession`` the same way, for comparison.
+(Commit 5e59930 of this script also measured a client of our own built on h11, for comparison.)
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-
-from hotconf_operator._http import HttpClient
 
 BODY = b"x" * 1600
 ANSWER_BODY = b'{"status":"applied","revision":"r","sequence":1,"clients":[]}'
@@ -41,21 +39,17 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def main(requests: int, *, use_aiohttp: bool) -> None:
+async def main(requests: int) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    client = HttpClient()
     session = aiohttp.ClientSession()
     url = f"http://127.0.0.1:{port}/v1/push"
-
-    async def with_hotconf() -> None:
-        await client.request("POST", "127.0.0.1", port, "/v1/push", body=BODY)
 
     async def with_aiohttp() -> None:
         async with session.post(url, data=BODY) as response:
             await response.read()
 
-    push: Callable[[], Awaitable[None]] = with_aiohttp if use_aiohttp else with_hotconf
+    push: Callable[[], Awaitable[None]] = with_aiohttp
     try:
         for _ in range(200):  # warm-up
             await push()
@@ -64,14 +58,12 @@ async def main(requests: int, *, use_aiohttp: bool) -> None:
             await push()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
-        await client.aclose()
         await session.close()
         await asyncio.sleep(0.05)  # let the server's handler see the end of the connection
         server.close()
         await server.wait_closed()
-    name = "aiohttp" if use_aiohttp else "hotconf"
     print(
-        f"{name}: {requests} pushes of {len(BODY)} bytes: CPU {cpu / requests * 1e6:.0f} us per "
+        f"aiohttp: {requests} pushes of {len(BODY)} bytes: CPU {cpu / requests * 1e6:.0f} us per "
         f"request (client and server), wall {wall / requests * 1e6:.0f} us"
     )
 
@@ -79,6 +71,4 @@ async def main(requests: int, *, use_aiohttp: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="timed requests (3000)")
-    parser.add_argument("--aiohttp", action="store_true", help="measure aiohttp's client instead")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, use_aiohttp=args.aiohttp))
+    asyncio.run(main(parser.parse_args().requests))

@@ -1,9 +1,8 @@
 """HTTP to the sidecars: ``POST /v1/push`` and ``GET /v1/state``, with retries and a bound.
 
 One :class:`Pusher` per operator process, created by ``__main__`` and shared by ``_rollout``
-and ``_reconcile``. It keeps one ``_http.HttpClient`` (keep-alive connections reused per
-sidecar; not aiohttp's client, whose per-request overhead was most of a push's CPU), bounds
-the requests in flight with a semaphore, gives each attempt a timeout, and retries
+and ``_reconcile``. It keeps one aiohttp session (keep-alive connections reused per sidecar),
+bounds the requests in flight with a semaphore, gives each attempt a timeout, and retries
 connection errors, timeouts and 5xx answers with exponential backoff and full jitter. A 4xx
 answer is the sidecar's verdict on the envelope and is raised at once as
 :class:`PushRefused`; exhausted retries raise :class:`PodUnreachable`.
@@ -17,8 +16,9 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import aiohttp
+
 from hotconf_operator._errors import PodUnreachable, PushRefused
-from hotconf_operator._http import HttpClient, Response
 from hotconf_operator._index import PodTarget
 from hotconf_operator._settings import PushConfig
 
@@ -37,10 +37,23 @@ class Pusher:
     def __init__(self, config: PushConfig) -> None:
         self._config = config
         self._semaphore = asyncio.Semaphore(config.concurrency)
-        self._client = HttpClient(keepalive=60)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._config.concurrency, keepalive_timeout=60, use_dns_cache=False
+                ),
+                timeout=aiohttp.ClientTimeout(total=self._config.timeout),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _with_retries(
         self, target: PodTarget, what: str, attempt_fn: Callable[[], Awaitable[T]]
@@ -51,11 +64,11 @@ class Pusher:
                 cap = min(self._config.backoff_max, self._config.backoff_base * 2**attempt)
                 await asyncio.sleep(random.uniform(0, cap))
             try:
-                async with self._semaphore, asyncio.timeout(self._config.timeout):
+                async with self._semaphore:
                     return await attempt_fn()
             except _Retry as exc:
                 last = str(exc)
-            except (TimeoutError, OSError) as exc:
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
         raise PodUnreachable(
             f"{what} to pod {target.namespace}/{target.name} at {target.base_url} failed "
@@ -63,8 +76,8 @@ class Pusher:
         )
 
     @staticmethod
-    def _read(resp: Response) -> Any:
-        raw = resp.body
+    async def _read(resp: aiohttp.ClientResponse) -> Any:
+        raw = await resp.read()
         if resp.status >= 500:
             raise _Retry(f"HTTP {resp.status}")
         try:
@@ -86,20 +99,26 @@ class Pusher:
 
     async def push(self, target: PodTarget, body: bytes) -> dict[str, Any]:
         """POST the envelope; the sidecar's 200 answer, or PushRefused / PodUnreachable."""
+        session = self._get_session()
+        url = target.base_url + "/v1/push"
 
         async def attempt() -> dict[str, Any]:
-            resp = await self._client.request("POST", target.ip, target.port, "/v1/push", body=body)
-            result: dict[str, Any] = self._read(resp)
-            return result
+            async with session.post(
+                url, data=body, headers={"Content-Type": "application/json"}
+            ) as resp:
+                result: dict[str, Any] = await self._read(resp)
+                return result
 
         return await self._with_retries(target, "push", attempt)
 
     async def state(self, target: PodTarget) -> dict[str, Any]:
         """GET /v1/state: which revision of each ConfigMap the pod holds."""
+        session = self._get_session()
+        url = target.base_url + "/v1/state"
 
         async def attempt() -> dict[str, Any]:
-            resp = await self._client.request("GET", target.ip, target.port, "/v1/state")
-            result: dict[str, Any] = self._read(resp)
-            return result
+            async with session.get(url) as resp:
+                result: dict[str, Any] = await self._read(resp)
+                return result
 
         return await self._with_retries(target, "state read", attempt)
