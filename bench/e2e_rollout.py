@@ -102,7 +102,7 @@ class Reports:
     def __init__(self, path: Path, pods: list[str]) -> None:
         self.path = path
         self.offset = 0
-        self.last: dict[str, dict[str, object]] = dict.fromkeys(pods, {})
+        self.last: dict[str, dict[str, object]] = {pod: {} for pod in pods}
 
     def poll(self) -> None:
         try:
@@ -277,7 +277,7 @@ async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", default="1,10,100")
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=30, help="rounds per pod count")
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--fanout-rounds", type=int, default=5)
     args = parser.parse_args()
@@ -286,8 +286,7 @@ def main() -> None:
         for count in [int(n) for n in args.pods.split(",") if n]:
             (work / f"emu{count}").mkdir()
             with EmulatorProcess(workdir=work / f"emu{count}") as emu:
-                rounds = args.rounds if count < 100 else max(10, args.rounds // 3)
-                lat = real_pods(emu, work, count, rounds)
+                lat = real_pods(emu, work, count, args.rounds)
                 p50 = statistics.median(lat)
                 print(
                     f"{count:>4} pods  rounds {len(lat):>3}  p50 {p50 * 1e3:7.1f} ms"
