@@ -154,22 +154,14 @@ Application pods get no rights from this chart: their sidecar talks to nobody bu
 {{- end }}
 
 {{/*
-hotconf.rbac.scanningRules: cluster-scoped reads kopf makes when it starts and while it runs:
-customresourcedefinitions list/watch, to notice resource kinds appearing (kopf's scanning).
+hotconf.rbac.scanningRules: in cluster-wide mode only, the cluster-scoped reads kopf makes when
+it starts and while it runs: customresourcedefinitions list/watch, to notice resource kinds
+appearing (kopf's scanning). Given namespaces, the operator turns scanning off and needs none.
+Neither mode reads namespaces: cluster-wide kopf does not follow them, namespaced it is told them.
 */}}
 {{- define "hotconf.rbac.scanningRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
-{{- end }}
-
-{{/*
-hotconf.rbac.clusterWideRules: in cluster-wide mode only, namespaces list/watch, which kopf
-uses to follow namespaces as they come and go.
-*/}}
-{{- define "hotconf.rbac.clusterWideRules" -}}
-- apiGroups: [""]
-  resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
 
