@@ -132,6 +132,7 @@ class HttpServer:
         # for them all (see ``_expect``).
         self._deadlines: dict[asyncio.StreamReader, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._routes: dict[tuple[bytes, bytes], Callable[[bytes], Awaitable[_Reply]]] = {
             (b"POST", b"/v1/push"): self._push,
             (b"GET", b"/v1/state"): self._state,
@@ -142,6 +143,8 @@ class HttpServer:
 
     async def start(self) -> list[tuple[str, int]]:
         """Listen; return the bound addresses (useful with port 0)."""
+        # Looked up once: on Python 3.11 every ``get_running_loop()`` is a ``getpid`` syscall.
+        self._loop = asyncio.get_running_loop()
         sock = _numeric_listener(self.host, self.port)
         if sock is not None:
             self._server = await asyncio.start_server(self._serve, sock=sock, limit=_READ_CHUNK)
@@ -222,7 +225,8 @@ class HttpServer:
         every head and body. Deadlines only grow, so the one timer, set for the earliest, stays
         valid; when it fires, a reader past its deadline gets ``TimeoutError`` from its read.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         deadline = loop.time() + self.idle_timeout
         self._deadlines[reader] = deadline
         if self._timer is None:
@@ -230,7 +234,8 @@ class HttpServer:
 
     def _expire(self) -> None:
         self._timer = None
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         now = loop.time() + 0.001  # a timer may fire up to the clock's resolution early
         for reader, deadline in list(self._deadlines.items()):
             if deadline <= now:
