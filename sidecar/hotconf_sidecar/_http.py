@@ -84,9 +84,12 @@ def _text(status: int, text: str) -> _Reply:
 def _numeric_listener(host: str, port: int) -> socket.socket | None:
     """A listening socket for a numeric ``host`` (the usual ``0.0.0.0``), else ``None``.
 
-    Given a host, the event loop resolves it itself; uvloop does that on libuv's thread pool,
-    which starts four threads that stay for the life of the process (1 MiB of resident memory).
-    A numeric address needs no resolving.
+    For uvloop only: given a host, uvloop resolves it on libuv's thread pool, which starts four
+    threads that stay for the life of the process; a numeric address needs no resolving. (Not
+    for asyncio's loop, which resolves a numeric host inline: measured, a sidecar that bound its
+    own socket there made an ``mmap``, ``mremap`` and ``munmap`` for each 256 KiB socket read and
+    one that let asyncio bind did not: glibc's dynamic mmap threshold, which some larger block
+    freed during that start-up raises, stayed at its 128 KiB default.)
     """
     try:
         [(family, kind, proto, _, address), *_] = socket.getaddrinfo(
@@ -145,7 +148,8 @@ class HttpServer:
         """Listen; return the bound addresses (useful with port 0)."""
         # Looked up once: on Python 3.11 every ``get_running_loop()`` is a ``getpid`` syscall.
         self._loop = asyncio.get_running_loop()
-        sock = _numeric_listener(self.host, self.port)
+        uvloop = type(self._loop).__module__.startswith("uvloop")
+        sock = _numeric_listener(self.host, self.port) if uvloop else None
         if sock is not None:
             self._server = await asyncio.start_server(self._serve, sock=sock, limit=_READ_CHUNK)
         else:
