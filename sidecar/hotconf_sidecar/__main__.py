@@ -87,7 +87,7 @@ async def serve(settings: Settings) -> None:
 def loop_factory(choice: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The event loop ``--event-loop`` asks for: uvloop's factory, or ``None`` for asyncio's.
 
-    uvloop runs the push path with about a fifth less CPU (see ``docs/performance.md``); ``auto``
+    uvloop runs the push path with about a tenth less CPU (see ``docs/performance.md``); ``auto``
     falls back to asyncio when it is not installed. Raises ``SettingsError`` for ``uvloop``
     without uvloop.
     """

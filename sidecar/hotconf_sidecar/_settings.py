@@ -74,7 +74,7 @@ class Settings:
     adapters: AdapterSettings = AdapterSettings()
     #: Python logging level name.
     log_level: str = "INFO"
-    #: The event loop: ``uvloop`` (libuv, about a fifth less CPU per push and 2.5 MiB more
+    #: The event loop: ``uvloop`` (libuv, about a tenth less CPU per push and 2.5 MiB more
     #: resident memory), ``asyncio`` (the standard library's), or ``auto``: uvloop when it is
     #: installed (the ``sidecar`` extra installs it), else asyncio. ``asyncio`` is there to rule
     #: uvloop out when chasing a bug, or to save its memory where CPU does not matter.
