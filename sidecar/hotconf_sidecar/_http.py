@@ -233,7 +233,7 @@ class HttpServer:
         assert loop is not None
         deadline = loop.time() + self.idle_timeout
         self._deadlines[reader] = deadline
-        if self._timer is None:
+        if self._timer is None and self._server is not None:  # none once closing
             self._timer = loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
