@@ -189,8 +189,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer pushes")
     parser.add_argument("--small-only", action="store_true", help="1 KiB configs only")
+    parser.add_argument("--pushes", type=int, help="pushes per 1 KiB run (default 500)")
     args = parser.parse_args()
     small, large = (50, 20) if args.quick else (500, 100)
+    small = args.pushes or small
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp))
         try:

@@ -83,9 +83,15 @@ class ClientStatus:
 class _Connection:
     """One client connection: its writer, its status and the revisions awaiting its answer."""
 
-    def __init__(self, status: ClientStatus, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        status: ClientStatus,
+        writer: asyncio.StreamWriter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.status = status
         self.writer = writer
+        self.loop = loop  # for a future per snapshot sent, without a lookup (a syscall on 3.11)
         self.waiting: dict[ConfigMapRef, tuple[str, asyncio.Future[Verdict]]] = {}
 
     def verdict(
@@ -102,7 +108,7 @@ class _Connection:
             previous = self.waiting.pop(ref, None)
             if previous is not None and not previous[1].done():
                 previous[1].set_result(self.verdict(ref, previous[0], "superseded"))
-            future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[Verdict] = self.loop.create_future()
             self.waiting[ref] = (snapshot.revision, future)
             self.status.verdicts[ref] = self.verdict(ref, snapshot.revision, "pending")
         self.writer.write(frame)
@@ -295,7 +301,7 @@ class Relay:
                 pid=hello.pid,
                 subscriptions=hello.configmaps,
             )
-            connection = _Connection(status, writer)
+            connection = _Connection(status, writer, asyncio.get_running_loop())
             self._connections[status.id] = connection
             logger.info(
                 "client %s connected: %s pid=%s wants %s",

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -80,6 +81,39 @@ def _text(status: int, text: str) -> _Reply:
     return _Reply(status, text.encode(), b"text/plain; charset=utf-8")
 
 
+def _numeric_listener(host: str, port: int) -> socket.socket | None:
+    """A listening socket for a numeric ``host`` (the usual ``0.0.0.0``), else ``None``.
+
+    For uvloop only: given a host, uvloop resolves it on libuv's thread pool, which starts four
+    threads that stay for the life of the process; a numeric address needs no resolving. (Not
+    for asyncio's loop, which resolves a numeric host inline: measured, a sidecar that bound its
+    own socket there made an ``mmap``, ``mremap`` and ``munmap`` for each 256 KiB socket read and
+    one that let asyncio bind did not: glibc's dynamic mmap threshold, which some larger block
+    freed during that start-up raises, stayed at its 128 KiB default.)
+    """
+    try:
+        [(family, kind, proto, _, address), *_] = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST
+        )
+    except socket.gaierror:
+        return None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        sock.listen(100)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class HttpServer:
     """Serves the sidecar's routes on one TCP address; see the module docstring."""
 
@@ -97,6 +131,11 @@ class HttpServer:
         self.idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        # When each connection waiting for a request head or body must have sent it; one timer
+        # for them all (see ``_expect``).
+        self._deadlines: dict[asyncio.StreamReader, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._routes: dict[tuple[bytes, bytes], Callable[[bytes], Awaitable[_Reply]]] = {
             (b"POST", b"/v1/push"): self._push,
             (b"GET", b"/v1/state"): self._state,
@@ -107,9 +146,16 @@ class HttpServer:
 
     async def start(self) -> list[tuple[str, int]]:
         """Listen; return the bound addresses (useful with port 0)."""
-        self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, limit=_READ_CHUNK, reuse_address=True
-        )
+        # Looked up once: on Python 3.11 every ``get_running_loop()`` is a ``getpid`` syscall.
+        self._loop = asyncio.get_running_loop()
+        uvloop = type(self._loop).__module__.startswith("uvloop")
+        sock = _numeric_listener(self.host, self.port) if uvloop else None
+        if sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=sock, limit=_READ_CHUNK)
+        else:
+            self._server = await asyncio.start_server(
+                self._serve, self.host, self.port, limit=_READ_CHUNK, reuse_address=True
+            )
         return [s.getsockname()[:2] for s in self._server.sockets]
 
     async def aclose(self) -> None:
@@ -118,6 +164,9 @@ class HttpServer:
         if server is None:
             return
         server.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         # Closing a writer ends its connection's read; cancel only what does not end by itself
         # (on Python 3.11 asyncio logs a spurious error for each cancelled stream handler).
         for writer in list(self._connections.values()):
@@ -139,11 +188,9 @@ class HttpServer:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         try:
             while True:
-                # One timer per request, not a task per read: ``asyncio.wait_for`` wraps its
-                # coroutine in a new task, which cost more than h11's parsing of the request.
+                self._expect(reader)
                 try:
-                    async with asyncio.timeout(self.idle_timeout):
-                        event = await self._next_event(conn, reader)
+                    event = await self._next_event(conn, reader)
                 except TimeoutError:
                     return
                 if isinstance(event, h11.ConnectionClosed):
@@ -171,8 +218,35 @@ class HttpServer:
         except Exception:
             logger.exception("HTTP connection failed on an unexpected error")
         finally:
+            self._deadlines.pop(reader, None)
             writer.close()
             self._connections.pop(task, None)
+
+    def _expect(self, reader: asyncio.StreamReader) -> None:
+        """Give the connection ``idle_timeout`` s from now to send a whole request head (or body).
+
+        Not a timer per request: ``asyncio.timeout()`` schedules and cancels a timer handle for
+        every head and body. Deadlines only grow, so the one timer, set for the earliest, stays
+        valid; when it fires, a reader past its deadline gets ``TimeoutError`` from its read.
+        """
+        loop = self._loop
+        assert loop is not None
+        deadline = loop.time() + self.idle_timeout
+        self._deadlines[reader] = deadline
+        if self._timer is None and self._server is not None:  # none once closing
+            self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time() + 0.001  # a timer may fire up to the clock's resolution early
+        for reader, deadline in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[reader]
+                reader.set_exception(TimeoutError())
+        if self._deadlines:
+            self._timer = loop.call_at(min(self._deadlines.values()), self._expire)
 
     async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Event:
         while True:
@@ -190,15 +264,16 @@ class HttpServer:
     ) -> bytes:
         chunks: list[bytes] = []
         size = 0
+        self._expect(reader)
         while True:
-            async with asyncio.timeout(self.idle_timeout):
-                event = await self._next_event(conn, reader)
+            event = await self._next_event(conn, reader)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
                     raise _TooLarge
                 chunks.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
+                self._deadlines.pop(reader, None)  # answering takes as long as it takes
                 return b"".join(chunks)
             else:
                 raise h11.RemoteProtocolError("connection closed inside a request body")

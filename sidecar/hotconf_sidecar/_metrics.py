@@ -19,11 +19,13 @@ hotconf_sidecar_applied_sequence            gauge      highest sequence held per
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from hotconf.envelope import REJECT_REASONS
 from hotconf.protocol import ConfigMapRef
@@ -34,6 +36,34 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
 # Relay latency is a few milliseconds when clients ACK at once; the tail goes up to the timeout.
 _BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class _HeldCollector(Collector):
+    """The held revision and sequence per ConfigMap, read at scrape time.
+
+    A push only replaces an entry of a dict; a labelled ``Gauge`` would create and remove a
+    child (locks, label tuples) on every new revision, for a series read once per scrape.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[ConfigMapRef, tuple[str, int]] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        revision = GaugeMetricFamily(
+            "hotconf_sidecar_applied_revision_info",
+            "1 for the revision of each ConfigMap this sidecar holds.",
+            labels=["namespace", "name", "revision"],
+        )
+        sequence = GaugeMetricFamily(
+            "hotconf_sidecar_applied_sequence",
+            "Highest push sequence accepted for each ConfigMap.",
+            labels=["namespace", "name"],
+        )
+        for ref, (rev, seq) in list(self.held.items()):
+            revision.add_metric([ref.namespace, ref.name, rev], 1.0)
+            sequence.add_metric([ref.namespace, ref.name], float(seq))
+        yield revision
+        yield sequence
 
 
 class Metrics:
@@ -72,20 +102,8 @@ class Metrics:
             registry=self.registry,
         )
         self.clients.set_function(lambda: float(clients()))
-        self.revision = Gauge(
-            "hotconf_sidecar_applied_revision_info",
-            "1 for the revision of each ConfigMap this sidecar holds.",
-            ["namespace", "name", "revision"],
-            registry=self.registry,
-        )
-        self.sequence = Gauge(
-            "hotconf_sidecar_applied_sequence",
-            "Highest push sequence accepted for each ConfigMap.",
-            ["namespace", "name"],
-            registry=self.registry,
-        )
-        self._revisions: dict[ConfigMapRef, str] = {}
-        self._sequences: dict[ConfigMapRef, Gauge] = {}
+        self._held = _HeldCollector()
+        self.registry.register(self._held)
         # The children every push updates, looked up once (``labels()`` costs a lock and a
         # tuple of label values per call).
         self.applied = self.accepted.labels("applied")
@@ -93,16 +111,7 @@ class Metrics:
 
     def held(self, ref: ConfigMapRef, revision: str, sequence: int) -> None:
         """Record that ``revision`` (at ``sequence``) is now held for ``ref``."""
-        old = self._revisions.get(ref)
-        if old != revision:
-            if old is not None:
-                self.revision.remove(ref.namespace, ref.name, old)
-            self._revisions[ref] = revision
-            self.revision.labels(ref.namespace, ref.name, revision).set(1)
-        child = self._sequences.get(ref)
-        if child is None:
-            child = self._sequences[ref] = self.sequence.labels(ref.namespace, ref.name)
-        child.set(sequence)
+        self._held.held[ref] = (revision, sequence)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -54,11 +54,14 @@ class Store:
 
     def __init__(self, state_dir: Path, *, fsync: bool = False) -> None:
         self.dir = state_dir / "configmaps"
+        self._dir = str(self.dir)
         self._fsync = fsync
-        self._files: dict[ConfigMapRef, Path] = {}  # the file holding each ConfigMap's state
+        # The file holding each ConfigMap's state. Paths as strings: a save builds one and
+        # compares two, which costs ten times less than with ``pathlib``.
+        self._files: dict[ConfigMapRef, str] = {}
 
-    def _path(self, ref: ConfigMapRef, sequence: int) -> Path:
-        return self.dir / f"{ref.namespace}_{ref.name}.{sequence}.json"
+    def _path(self, ref: ConfigMapRef, sequence: int) -> str:
+        return f"{self._dir}/{ref.namespace}_{ref.name}.{sequence}.json"
 
     def load(self) -> dict[ConfigMapRef, Held]:
         """Read every persisted config, the newest per ConfigMap; set aside (never delete) files
@@ -84,17 +87,17 @@ class Store:
                 continue
             ref = push.snapshot.ref
             legacy = self.dir / f"{ref.namespace}_{ref.name}.json"
-            if path not in (self._path(ref, push.sequence), legacy):
+            if path not in (Path(self._path(ref, push.sequence)), legacy):
                 logger.warning("state file %s names another ConfigMap; ignoring it", path)
                 continue
             found.setdefault(ref, []).append(path)
             newest = held.get(ref)
             if newest is None or push.sequence > newest.sequence:
                 held[ref] = Held(push.snapshot, push.sequence)
-                self._files[ref] = path
+                self._files[ref] = str(path)
         for ref, paths in found.items():
             for path in paths:
-                if path != self._files[ref]:
+                if str(path) != self._files[ref]:
                     path.unlink(missing_ok=True)  # superseded; a save removes it the same way
         return held
 
@@ -122,6 +125,9 @@ class Store:
             previous = self._files.get(ref)
             self._files[ref] = path
             if previous is not None and previous != path:
-                previous.unlink(missing_ok=True)
+                try:
+                    os.unlink(previous)
+                except FileNotFoundError:
+                    pass
         except OSError as exc:
             raise StoreError(f"cannot persist {push.snapshot.ref} in {self.dir}: {exc}") from exc
