@@ -10,14 +10,12 @@ the key and line, which a ``validate`` hook turns into a NACK.
 
 from __future__ import annotations
 
+import functools
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any
-
-import yaml
 
 from hotconf._errors import ConfigParseError
 from hotconf.protocol import ConfigMapRef, ConfigSnapshot
@@ -28,16 +26,26 @@ _YAML = (".yaml", ".yml")
 _JSON = (".json",)
 _TOML = (".toml",)
 
-#: libyaml's parser (PyYAML's wheels include it) is 4-5x faster than the pure-Python one. Its
-#: errors read differently and mark an unexpected end of input one line further, so a text it
-#: refuses is parsed again by the pure-Python loader, whose message and line the NACK carries.
-_FAST_LOADER: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else None
+
+@functools.cache
+def _yaml() -> tuple[ModuleType, Any]:
+    """PyYAML and its fastest safe loader, imported on the first YAML key: the sidecar imports
+    this package for the relay and never parses YAML (PyYAML costs it 1.5 MB of memory).
+
+    libyaml's parser (PyYAML's wheels include it) is 4-5x faster than the pure-Python one. Its
+    errors read differently and mark an unexpected end of input one line further, so a text it
+    refuses is parsed again by the pure-Python loader, whose message and line the NACK carries.
+    """
+    import yaml
+
+    return yaml, (yaml.CSafeLoader if yaml.__with_libyaml__ else None)
 
 
 def _parse_yaml(key: str, text: str) -> Any:
-    if _FAST_LOADER is not None:
+    yaml, fast_loader = _yaml()
+    if fast_loader is not None:
         try:
-            return yaml.load(text, Loader=_FAST_LOADER)
+            return yaml.load(text, Loader=fast_loader)
         except yaml.YAMLError:
             pass  # rare; the pure-Python loader below names the problem
     try:
@@ -57,6 +65,8 @@ def _parse_json(key: str, text: str) -> Any:
 
 
 def _parse_toml(key: str, text: str) -> Any:
+    import tomllib  # on the first TOML key, like PyYAML above
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
