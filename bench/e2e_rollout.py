@@ -13,9 +13,13 @@ polling must not take CPU from the processes it measures.
 
 Part 2 (fan-out): ``--fanout`` Pod objects whose "sidecars" are aiohttp endpoints in this
 process on 127.0.0.x (each verifies the Ed25519 signature and answers like a sidecar with no
-clients); time from the PATCH to the last endpoint having verified its push. Then 100
-ConfigMaps are created and the operator's resident memory (VmRSS) is read with every pod and
-ConfigMap indexed.
+clients); time from the PATCH to the last endpoint having verified its push. The operator's
+CPU per rollout is read from ``/proc/<pid>/task/*/schedstat`` (nanoseconds of CPU per thread,
+summed; it holds while other jobs load the machine): up to the moment the last push arrived
+("to last push", read by the endpoint that got it), and for the whole round (status PATCH,
+Event, the watch event of our own status write, idle work included; the round lasts until the
+next PATCH). Then 100 ConfigMaps are created and the operator's resident memory (VmRSS) is read
+with every pod and ConfigMap indexed.
 """
 
 from __future__ import annotations
@@ -136,6 +140,18 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU used so far by every live thread of ``pid``, in nanoseconds (exited threads not
+    counted: the operator's threads live as long as it does)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list[float]:
     api = Api(emu.url)
     name = f"bench{count}"
@@ -175,6 +191,15 @@ class FakeSidecars:
         self.seen: dict[str, tuple[str, float]] = {}  # pod -> (revision, time)
         self.held: dict[str, str] = {}
         self.runners: list[web.AppRunner] = []
+        # the round being waited for: pods still to get a revision other than `old`, and the
+        # operator's pid whose CPU is read when the last of them arrives
+        self.old = ""
+        self.missing: set[str] = set()
+        self.operator_pid = 0
+        self.cpu_at_last = 0
+
+    def expect(self, old: str, pods: set[str], operator_pid: int) -> None:
+        self.old, self.missing, self.operator_pid = old, set(pods), operator_pid
 
     async def push(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
@@ -184,6 +209,10 @@ class FakeSidecars:
         pod = push["pod"]["name"]
         self.seen[pod] = (push["revision"], time.time())
         self.held[pod] = push["revision"]
+        if self.missing and push["revision"] != self.old:
+            self.missing.discard(pod)
+            if not self.missing:
+                self.cpu_at_last = cpu_ns(self.operator_pid)
         return web.json_response(
             {"status": "applied", "revision": push["revision"], "sequence": push["sequence"],
              "clients": []}
@@ -242,11 +271,18 @@ async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> d
         while len(fakes.seen) < count and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         assert len(fakes.seen) == count, f"only {len(fakes.seen)} pods got the first config"
+        assert op.proc is not None
+        pid = op.proc.pid
+        await asyncio.sleep(1.0)  # the first rollout's status write and its watch event
         times = []
+        cpu_last: list[float] = []
+        cpu_round: list[float] = []
         for i in range(1, rounds + 1):
+            first = next(iter(fakes.seen.values()))[0]
+            fakes.expect(first, set(fakes.seen), pid)
+            cpu0 = cpu_ns(pid)
             t0 = time.time()
             await asyncio.to_thread(api.patch_cm, "fanout", {"data": {"value": str(i)}})
-            first = next(iter(fakes.seen.values()))[0]
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 revs = {rev for rev, _ in fakes.seen.values()}
@@ -255,8 +291,13 @@ async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> d
                 await asyncio.sleep(0.005)
             times.append(max(t for _, t in fakes.seen.values()) - t0)
             await asyncio.sleep(0.5)
+            cpu_last.append((fakes.cpu_at_last - cpu0) / 1e9)
+            cpu_round.append((cpu_ns(pid) - cpu0) / 1e9)
         result["fanout_p50"] = statistics.median(times)
         result["fanout_max"] = max(times)
+        result["cpu_last_p50"] = statistics.median(cpu_last)
+        result["cpu_round_p50"] = statistics.median(cpu_round)
+        result["cpu_round_max"] = max(cpu_round)
         for n in range(100):
             await asyncio.to_thread(
                 create_cm, api, f"extra-{n}", {"value": str(n), "k": "x" * 1000}
@@ -298,6 +339,12 @@ def main() -> None:
                     f"fan-out {args.fanout} in-process sidecars: p50 {r['fanout_p50'] * 1e3:.0f} ms"
                     f"  max {r['fanout_max'] * 1e3:.0f} ms; operator RSS with {args.fanout} pods "
                     f"and 101 ConfigMaps indexed: {r['rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+                print(
+                    f"operator CPU per {args.fanout}-pod rollout: to last push p50 "
+                    f"{r['cpu_last_p50'] * 1e3:.1f} ms, whole round p50 "
+                    f"{r['cpu_round_p50'] * 1e3:.1f} ms, max {r['cpu_round_max'] * 1e3:.1f} ms",
                     flush=True,
                 )
     _ = urllib.request  # the harness talks HTTP through urllib
