@@ -116,6 +116,11 @@ class RolloutManager:
         return self._targets(ref)
 
     @property
+    def busy(self) -> bool:
+        """Whether any rollout is running (``_gc`` freezes the heap only between rollouts)."""
+        return any(state.rolling for state in self._states.values())
+
+    @property
     def deliverer(self) -> Deliverer:
         return self._deliverer
 
