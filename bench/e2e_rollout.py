@@ -7,7 +7,8 @@ Part 1 (real processes): the emulator, ``hotconf-operator``, and per pod a real
 ``time.time()`` to a report file when its task starts on a revision. Each round PATCHes the
 ConfigMap over HTTP (merge patch, on a kept-alive connection, as a controller writing the
 ConfigMap would) and waits until every worker reports the new revision; the latency is the last
-worker's time minus the time just before the PATCH was sent (one machine, one clock). The wait
+worker's time minus the time just before the PATCH was sent (one machine, one clock); the
+operator's CPU per round is read as in part 2 (until the next PATCH). The wait
 reads only what the workers appended since the last look, every 2 ms: the benchmark's own
 polling must not take CPU from the processes it measures.
 
@@ -152,7 +153,10 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list[float]:
+def real_pods(
+    emu: EmulatorProcess, work: Path, count: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Latency of each round, and the operator's CPU in each (from the PATCH to the next one)."""
     api = Api(emu.url)
     name = f"bench{count}"
     create_cm(api, name, {"value": "0"})
@@ -161,24 +165,28 @@ def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list
         kubeconfig=emu.kubeconfig, key_file=work / f"key{count}.pem", workdir=work,
         extra=("--reconcile-interval", "60"),
     ).start()  # fmt: skip
-    latencies = []
+    latencies: list[float] = []
+    cpu: list[float] = []
     writer = Writer(emu.url)
     try:
         with pods(api, work / name, count, configmap=name, public_key_pem=pub) as ps:
             reports = Reports([p.report for p in ps])
             reports.wait_value("0", timeout=120)
             time.sleep(1.0)  # let the first rollout's status and Event writes settle
+            assert op.proc is not None
             for i in range(1, rounds + 1):
                 value = str(i)
+                cpu0 = cpu_ns(op.proc.pid)
                 t0 = time.time()
                 writer.patch_cm(name, {"data": {"value": value}})
                 last = reports.wait_value(value, timeout=60)
                 latencies.append(max(float(r["t"]) for r in last) - t0)  # type: ignore[arg-type]
                 time.sleep(0.1)
+                cpu.append((cpu_ns(op.proc.pid) - cpu0) / 1e9)
     finally:
         writer.close()
         op.stop()
-    return latencies
+    return latencies, cpu
 
 
 class FakeSidecars:
@@ -324,11 +332,12 @@ def main() -> None:
             (work / f"emu{count}").mkdir()
             with EmulatorProcess(workdir=work / f"emu{count}") as emu:
                 rounds = args.rounds if count < 100 else max(10, args.rounds // 3)
-                lat = real_pods(emu, work, count, rounds)
+                lat, cpu = real_pods(emu, work, count, rounds)
                 p50 = statistics.median(lat)
                 print(
                     f"{count:>4} pods  rounds {len(lat):>3}  p50 {p50 * 1e3:7.1f} ms"
-                    f"  p99 {percentile(lat, 99) * 1e3:7.1f} ms  max {max(lat) * 1e3:7.1f} ms",
+                    f"  p99 {percentile(lat, 99) * 1e3:7.1f} ms  max {max(lat) * 1e3:7.1f} ms"
+                    f"  operator CPU per round p50 {statistics.median(cpu) * 1e3:5.1f} ms",
                     flush=True,
                 )
         if args.fanout:
