@@ -52,6 +52,8 @@ BACKOFF_MAX: Final = 2.0
 HEARTBEAT_INTERVAL: Final = 5.0
 #: Silence after which a connection is presumed dead (six missed relay heartbeats).
 IDLE_TIMEOUT: Final = 30.0
+#: Bytes read from the relay at once (a 1 MiB config arrives in a few reads).
+_RECV_BUFFER: Final = 256 * 1024
 
 
 class Connection:
@@ -199,13 +201,17 @@ class Connection:
         tick = min(self._heartbeat_interval, self._idle_timeout)
         sock.settimeout(tick)
         last_heard = last_sent = time.monotonic()
+        # One buffer per connection: ``recv(n)`` would allocate (mmap) and shrink an n-byte
+        # object for every frame, three system calls more per config.
+        buffer = memoryview(bytearray(_RECV_BUFFER))
         while not self._closing.is_set():
             try:
-                chunk = sock.recv(1 << 20)
+                size = sock.recv_into(buffer)
+                chunk: memoryview | None = buffer[:size]
             except TimeoutError:
                 chunk = None
             now = time.monotonic()
-            if chunk == b"":
+            if chunk is not None and not chunk:
                 if not self._closing.is_set():
                     logger.info(
                         "hotconf: relay on %s closed the connection; reconnecting", self.path

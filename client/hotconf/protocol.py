@@ -411,7 +411,7 @@ class FrameDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, chunk: bytes) -> list[Message]:
+    def feed(self, chunk: bytes | memoryview) -> list[Message]:
         """Append ``chunk``; return every complete message, raise on the first bad frame."""
         self._buffer += chunk
         messages: list[Message] = []

@@ -93,6 +93,12 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.watching.reconnect_backoff = 0.2
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
+    # With namespaces named, kopf would first list every namespace to match patterns, which
+    # the namespaced chart does not grant: kopf retries the refused list for about 55 s before
+    # it falls back to the names given, watching nothing meanwhile. hotconf takes exact names
+    # only (checked in _settings), so kopf's namespace and CRD scanning is not needed.
+    if config.namespaces:
+        settings.scanning.disabled = True
     # Standalone mode and the priority are passed to kopf.operator(); the peering name is set
     # here, not there: kopf makes peering mandatory when it gets a name as an argument.
     settings.peering.name = config.peering.name

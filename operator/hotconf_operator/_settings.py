@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,9 @@ __all__ = [
     "build_parser",
     "parse_settings",
 ]
+
+#: A Kubernetes namespace name (an RFC 1123 label).
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,12 @@ def parse_settings(
     if raw_ns is None:
         raw_ns = [n for n in env.get(_ENV["namespace"], "").split(",")]
     namespaces = tuple(sorted({n.strip() for n in raw_ns if n.strip()}))
+    for namespace in namespaces:
+        if not _NAMESPACE.fullmatch(namespace):
+            raise SettingsError(
+                f"--namespace / HOTCONF_NAMESPACES: {namespace!r} is not a namespace name "
+                "(lower-case letters, digits and '-', at most 63; patterns are not supported)"
+            )
 
     def num(name: str, default: int | float, kind: type[int] | type[float]) -> int | float:
         value = pick(name)

@@ -1,7 +1,8 @@
 """Operator settings: flags win over environment variables, defaults are sane, errors name the fix.
 
 Proves: every documented environment variable is read; a flag overrides it; a missing signing
-key, a malformed Secret reference and a bad number are refused with the variable's name.
+key, a malformed Secret reference, a bad number and a namespace pattern are refused with the
+variable's name.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def test_errors_name_the_setting() -> None:
         parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PUSH_TIMEOUT": "soon"})
     with pytest.raises(SettingsError, match="HOTCONF_PEERING_LIFETIME"):
         parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PEERING_LIFETIME": "1"})
+    # Exact names only: kopf's namespace scanning, which patterns would need, is turned off.
+    for pattern in ("team-*", "Team", "-a"):
+        with pytest.raises(SettingsError, match="patterns are not supported"):
+            parse_settings(["--signing-key-file", "/k", f"--namespace={pattern}"], {})
 
 
 def test_sidecar_image_and_resources() -> None:

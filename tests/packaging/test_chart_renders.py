@@ -1,7 +1,9 @@
 """Every scenario in charts/hotconf/ci/ passes `helm lint --strict`, renders with `helm
 template`, and every rendered object is valid for Kubernetes 1.29 (the oldest with native
 sidecars) and for the newest version kubernetes-validate knows, in strict mode (unknown fields
-are errors). Only the CRD kinds listed in FOREIGN_KINDS are not validated, by name."""
+are errors). Only the CRD kinds listed in FOREIGN_KINDS are not validated, by name; kopf's
+peering kinds are checked against the chart's own crds/ (test_chart_ha.py), and those
+CustomResourceDefinitions are validated here like every other object."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import copy
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
+import yaml
 from packaging.version import Version
 
 # Custom resources of other projects: kubernetes-validate has no schema for them.
@@ -16,6 +19,11 @@ FOREIGN_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("cert-manager.io/v1", "Certificate"),
     ("cert-manager.io/v1", "Issuer"),
+}
+# Custom resources whose CustomResourceDefinitions the chart ships in crds/.
+OWN_KINDS = {
+    ("kopf.dev/v1", "ClusterKopfPeering"),
+    ("kopf.dev/v1", "KopfPeering"),
 }
 OLDEST = "1.29.0"
 VERSIONS = [OLDEST, kubernetes_validate.latest_version()]
@@ -40,7 +48,7 @@ def test_rendered_objects_are_valid_kubernetes(chart, scenario: str, version: st
     checked = 0
     for manifest in manifests:
         key = (manifest["apiVersion"], manifest["kind"])
-        if key in FOREIGN_KINDS:
+        if key in FOREIGN_KINDS | OWN_KINDS:
             continue
         name = f"{manifest['kind']}/{manifest['metadata']['name']}"
         try:
@@ -55,6 +63,19 @@ def test_rendered_objects_are_valid_kubernetes(chart, scenario: str, version: st
             )
         checked += 1
     assert checked >= 4
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_shipped_crds_are_valid_kubernetes(chart, version: str) -> None:
+    crds = [
+        doc
+        for path in sorted((chart.path / "crds").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+    assert {(c["spec"]["group"] + "/v1", c["spec"]["names"]["kind"]) for c in crds} == OWN_KINDS
+    for crd in crds:
+        kubernetes_validate.validate(crd, version, strict=True)
 
 
 def test_strict_validation_rejects_an_unknown_field(chart) -> None:

@@ -1,7 +1,8 @@
 """The chart wires the operator to the settings contract and its parts to each other:
 - the operator gets only environment variables that hotconf-operator reads, and its own settings
-  parser accepts the rendered env and args of every scenario, giving the ports, standalone mode,
-  key file, certificate directory, sidecar image and resources the chart meant;
+  parser accepts the rendered env and args of every scenario, giving the ports, standalone mode
+  (one replica) or peering name (several), key file, certificate directory, sidecar image and
+  resources the chart meant;
 - the generated signing key is an Ed25519 PEM private key, kept on uninstall;
 - the webhook's caBundle is the CA of the mounted serving certificate, and a real TLS handshake
   with that certificate succeeds for the Service's DNS name, which is what the API server checks;
@@ -91,11 +92,18 @@ def test_operator_settings_parser_accepts_what_the_chart_renders(chart, scenario
     assert config.serving.webhook_port == ports["webhook"]
     assert str(config.serving.webhook_cert_dir) == env["HOTCONF_WEBHOOK_CERT_DIR"]
     assert str(config.signing.key_file) == env["HOTCONF_SIGNING_KEY_FILE"]
-    # One replica, and RBAC without peering rights: kopf must run standalone.
     deployment = manifests.one("Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
-    assert config.peering.standalone
+    if scenario.startswith("ha-"):
+        # Several replicas: kopf peers through the object the chart creates (test_chart_ha.py).
+        assert deployment["spec"]["replicas"] > 1
+        assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+        assert not config.peering.standalone
+        assert config.peering.name == env["HOTCONF_PEERING_NAME"]
+    else:
+        # One replica, and RBAC without peering rights: kopf must run standalone.
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+        assert config.peering.standalone
     assert config.sidecar.image == env["HOTCONF_SIDECAR_IMAGE"] != ""
     rendered = json.loads(env["HOTCONF_SIDECAR_RESOURCES"])
     assert config.sidecar.resources == {

@@ -50,6 +50,14 @@ def returns_at_once(config: Config, draining: Any) -> None:
     record(config, "start")
 
 
+def returns_if_told(config: Config, draining: Any) -> None:
+    """Returns at once on a config with ``returns: "yes"``, else like :func:`cooperative`."""
+    if config.data.get("returns") == "yes":
+        record(config, "start")
+        return
+    cooperative(config, draining)
+
+
 def raises(config: Config, draining: Any) -> None:
     record(config, "start")
     raise RuntimeError("task blew up")
@@ -76,6 +84,13 @@ async def areturns_at_once(config: Config, draining: asyncio.Event) -> None:
     record(config, "start")
 
 
+async def areturns_if_told(config: Config, draining: asyncio.Event) -> None:
+    if config.data.get("returns") == "yes":
+        record(config, "start")
+        return
+    await acooperative(config, draining)
+
+
 async def araises(config: Config, draining: asyncio.Event) -> None:
     record(config, "start")
     raise RuntimeError("task blew up")
@@ -85,6 +100,11 @@ TASKS: dict[str, dict[str, Callable[..., Any]]] = {
     "cooperative": {"thread": cooperative, "process": cooperative, "asyncio": acooperative},
     "returns": {"thread": returns_at_once, "process": returns_at_once, "asyncio": areturns_at_once},
     "raises": {"thread": raises, "process": raises, "asyncio": araises},
+    "returns_if_told": {
+        "thread": returns_if_told,
+        "process": returns_if_told,
+        "asyncio": areturns_if_told,
+    },
 }
 
 

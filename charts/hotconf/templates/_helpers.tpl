@@ -54,6 +54,32 @@ app.kubernetes.io/part-of: hotconf
 {{- end }}
 
 {{/*
+hotconf.highAvailability: "true" when the operator runs several replicas (replicaCount > 1),
+empty otherwise; everything about kopf peering (the peering object, its rights, the
+PodDisruptionBudget, the spreading, HOTCONF_STANDALONE=false) hangs on it, so one replica
+renders exactly the standalone setup.
+*/}}
+{{- define "hotconf.highAvailability" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/*
+hotconf.spreadReplicas: the podAntiAffinity of several replicas: preferred (never blocks
+scheduling on a cluster with fewer nodes than replicas), one replica per node (hostname), so one
+node's loss takes at most one operator. Matches the Deployment's own selector labels.
+*/}}
+{{- define "hotconf.spreadReplicas" -}}
+preferredDuringSchedulingIgnoredDuringExecution:
+  - weight: 100
+    podAffinityTerm:
+      topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- include "hotconf.selectorLabels" . | nindent 10 }}
+          app.kubernetes.io/component: operator
+{{- end }}
+
+{{/*
 hotconf.serviceAccountName: the operator's ServiceAccount, created by the chart or given.
 */}}
 {{- define "hotconf.serviceAccountName" -}}
@@ -128,8 +154,10 @@ Application pods get no rights from this chart: their sidecar talks to nobody bu
 {{- end }}
 
 {{/*
-hotconf.rbac.scanningRules: cluster-scoped reads kopf makes when it starts and while it runs:
-customresourcedefinitions list/watch, to notice resource kinds appearing (kopf's scanning).
+hotconf.rbac.scanningRules: in cluster-wide mode only, the cluster-scoped reads kopf makes when
+it starts and while it runs: customresourcedefinitions list/watch, to notice resource kinds
+appearing (kopf's scanning). Given namespaces, the operator turns scanning off and needs none.
+Neither mode reads namespaces: cluster-wide kopf does not follow them, namespaced it is told them.
 */}}
 {{- define "hotconf.rbac.scanningRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
@@ -138,11 +166,21 @@ customresourcedefinitions list/watch, to notice resource kinds appearing (kopf's
 {{- end }}
 
 {{/*
-hotconf.rbac.clusterWideRules: in cluster-wide mode only, namespaces list/watch, which kopf
-uses to follow namespaces as they come and go.
+hotconf.rbac.peeringRules: with several replicas only, what kopf does with the peering object
+the replicas share (kopf 1.45: it lists and watches the peering resource to see its peers, and
+merge-patches its own record into the object's status; it never reads a single object, creates
+or deletes one). Called with a dict: "resource" (clusterkopfpeerings cluster-wide, kopfpeerings
+in each watched namespace) and "name" (peering.name).
+- list/watch on the resource: kopf watches it without a name (resourceNames cannot apply).
+- patch on the one peering object only (resourceNames): other kopf operators' peerings are safe.
+No status subresource: the CRDs in crds/ have none, so patch on the object is enough.
 */}}
-{{- define "hotconf.rbac.clusterWideRules" -}}
-- apiGroups: [""]
-  resources: ["namespaces"]
+{{- define "hotconf.rbac.peeringRules" -}}
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
   verbs: ["list", "watch"]
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
+  resourceNames: [{{ .name | quote }}]
+  verbs: ["patch"]
 {{- end }}

@@ -24,10 +24,12 @@ from hotconf._errors import RunnerError
 from hotconf._runners._base import (
     Arrived,
     BaseRunner,
+    Exited,
     GenerationBase,
     RunnerOptions,
     RunnerState,
     Stop,
+    _Target,
     coalesce,
     now,
 )
@@ -44,6 +46,10 @@ class Generation(GenerationBase, abc.ABC):
         super().__init__()
         self.config = config
         self.post = post
+        #: When the run began (``now()``); set by the mode once it runs.
+        self.started_at = 0.0
+        #: The chained generation that started when this run returned (see :meth:`chain`).
+        self.successor: Generation | None = None
 
     @abc.abstractmethod
     def start(self) -> float:
@@ -60,6 +66,16 @@ class Generation(GenerationBase, abc.ABC):
     def force(self, grace: float) -> bool:
         """The drain deadline passed: stop the run by force; False if that is impossible."""
 
+    def chain(self, successor: Generation | None) -> bool:
+        """Have ``successor`` start, in this run's place, the moment this run returns (None:
+        start nothing); False if this mode cannot, or the run has already returned.
+
+        A chained generation that starts is recorded as :attr:`successor`, with its
+        :attr:`started_at`, before this run's :class:`Exited` is posted. Chaining again
+        replaces a successor that has not started.
+        """
+        return False
+
 
 class BlockingRunner(BaseRunner):
     """Runs ``task(config, draining)`` and restarts it on each new revision; blocks in run()."""
@@ -68,6 +84,7 @@ class BlockingRunner(BaseRunner):
         super().__init__(task, RunnerOptions(**options))
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._gen: Generation | None = None
+        self._early: list[Exited] = []
         self._done = threading.Event()
         self._runner_thread: threading.Thread | None = None
 
@@ -183,12 +200,18 @@ class BlockingRunner(BaseRunner):
         self._started(target, started_at)
 
     def _retire(self) -> None:
-        """Drain the running generation, by force after the deadline; never leave two running."""
+        """Drain the running generation, by force after the deadline; never leave two running.
+
+        While it drains, the target (the newest valid revision) is chained to it, so that a
+        mode that can (thread mode) starts it the moment the old run returns.
+        """
         generation = self._gen
         if generation is None:
             return
+        chained: tuple[_Target, Generation] | None = None
         if not generation.exited:
             self._set_state(RunnerState.DRAINING)
+            chained = self._chain(generation, chained)
             generation.drain()
             deadline = now() + self.options.drain_timeout
             while not generation.exited and not self._hurry:
@@ -197,6 +220,7 @@ class BlockingRunner(BaseRunner):
                     break
                 for item in self._next(remaining):
                     self._handle(item)
+                chained = self._chain(generation, chained)
         if not generation.exited:
             what = f"did not return within drain_timeout={self.options.drain_timeout:g}s"
             if generation.force(self.options.kill_grace):
@@ -207,11 +231,50 @@ class BlockingRunner(BaseRunner):
                 while not generation.exited and not self._stopping:
                     for item in self._next(None):
                         self._handle(item)
+                    chained = self._chain(generation, chained)
                 if not generation.exited:
+                    chained = self._chain(generation, chained)
                     logger.error("hotconf: leaving the stuck task behind as the runner stops")
                     self._gen = None
                     return
         generation.reap()
         self._gen = None
-        if self._target is not None and not self._stopping:
+        successor = generation.successor
+        early, self._early = self._early, []
+        if chained is not None and successor is chained[1]:
+            self._gen = successor
+            self._started(chained[0], successor.started_at)
+            for item in early:  # the successor may have ended already, before it was current
+                if item.generation is successor:
+                    self._handle(item)
+        elif chained is not None and self._target is None and not self._stopping:
+            self._target = chained[0]  # not started after all: launch it as usual
+        if self._gen is None and self._target is not None and not self._stopping:
             self._set_state(RunnerState.RESTARTING)
+
+    def _handle(self, item: object) -> None:
+        if isinstance(item, Exited) and item.generation is not self._gen:
+            # A chained successor's end can arrive in the same batch as its predecessor's,
+            # before it is the current generation: keep it for _retire to replay.
+            self._early.append(item)
+            return
+        super()._handle(item)
+
+    def _chain(
+        self, generation: Generation, chained: tuple[_Target, Generation] | None
+    ) -> tuple[_Target, Generation] | None:
+        """Chain the current target to the draining ``generation`` (or nothing once stopping);
+        return what is chained now. A successor that already started stays chained: the old
+        run has returned, and the new target waits for the next switch-over."""
+        if self._stopping:
+            if chained is not None and generation.chain(None):
+                return None
+            return chained
+        target = self._target
+        if target is None:
+            return chained
+        successor = self._generation(target.config)
+        if not generation.chain(successor):
+            return chained
+        self._target = None
+        return target, successor

@@ -159,8 +159,10 @@ class Pod:
         namespace: str = "default",
         worker: bool = True,
         sidecar_log_level: str = "WARNING",
+        shared_report: Path | None = None,
     ) -> None:
         self.api = api
+        self.shared_report = shared_report
         self.sidecar_log_level = sidecar_log_level
         self.name = name
         self.ip = ip
@@ -218,6 +220,8 @@ class Pod:
             "--report", str(self.report),
             "--pod", self.name,
         ]  # fmt: skip
+        if self.shared_report is not None:
+            args += ["--shared-report", str(self.shared_report)]
         with (self.dir / "worker.log").open("ab") as log:
             self.worker = subprocess.Popen(args, env=env, stdout=log, stderr=log)
 

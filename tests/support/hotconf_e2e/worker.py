@@ -10,6 +10,9 @@ Its ``validate`` hook NACKs a config whose key ``reject`` names this pod (or is 
 exits the process at once (``os._exit(3)``, no ACK, no goodbye) the first time it sees a config
 whose key ``crash`` names this pod: it leaves ``<report>.crashed`` behind, so the same worker
 started again takes the config (a transient crash, as when a container is OOM-killed).
+With ``--shared-report FILE`` the same line is also appended to FILE, which many workers share
+(one small ``O_APPEND`` write per line, so lines never interleave): the benchmark follows one
+file instead of polling one per pod, so its own polling takes no CPU from the pods it measures.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> None:
     parser.add_argument("--configmap", required=True)
     parser.add_argument("--report", required=True)
     parser.add_argument("--pod", required=True)
+    parser.add_argument("--shared-report")
     args = parser.parse_args()
     generation = 0
 
@@ -55,8 +59,12 @@ def main() -> None:
             "value": config.data.get("value"),
             "t": time.time(),
         }
+        text = json.dumps(line) + "\n"
         with open(args.report, "a", encoding="utf-8") as report:
-            report.write(json.dumps(line) + "\n")
+            report.write(text)
+        if args.shared_report:
+            with open(args.shared_report, "a", encoding="utf-8") as shared:
+                shared.write(text)
         draining.wait()
 
     hotconf.run(

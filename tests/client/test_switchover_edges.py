@@ -1,0 +1,56 @@
+"""Switch-over edge cases: a new generation that ends at once is noticed (IDLE, and the next
+revision starts it again), and a stop that arrives while the old generation drains starts
+nothing new. Thread mode hands the next generation to the draining thread before it returns
+(``Generation.chain``), so both cases cross the hand-over there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hotconf_client_tasks import TASKS, eventually, lines, make_runner
+
+import hotconf
+from hotconf.testing import FakeRelay, running
+
+
+def cfg(tmp_path: Path, value: str, **extra: str) -> dict[str, str]:
+    return {"log": str(tmp_path / "log"), "value": value, **extra}
+
+
+@pytest.mark.parametrize("mode", ["thread", "process", "asyncio"])
+def test_a_new_generation_that_ends_at_once_goes_idle_and_restarts_later(
+    tmp_path: Path, mode: str
+) -> None:
+    log = tmp_path / "log"
+    events: list[hotconf.ReloadEvent] = []
+    with FakeRelay(tmp_path / "s.sock") as relay:
+        relay.publish(cfg(tmp_path, "one"))
+        task = TASKS["returns_if_told"][mode]
+        runner = make_runner(mode, task, socket=relay.path, on_event=events.append, drain_timeout=5)
+        with running(runner):
+            eventually(lambda: lines(log) == ["start one"], what="first generation")
+            [verdict] = relay.publish(cfg(tmp_path, "two", returns="yes"), wait=10)
+            assert verdict.result == "ack"
+            eventually(lambda: runner.state is hotconf.RunnerState.IDLE, what="IDLE")
+            [verdict] = relay.publish(cfg(tmp_path, "three"), wait=10)
+            assert verdict.result == "ack"
+            eventually(lambda: lines(log)[-1:] == ["start three"], what="third generation")
+            eventually(lambda: runner.state is hotconf.RunnerState.RUNNING, what="RUNNING")
+    assert [e.kind for e in events][:4] == ["started", "reloaded", "exited", "reloaded"]
+    assert lines(log) == ["start one", "stop one", "start two", "start three", "stop three"]
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])  # close() is a blocking runner's
+def test_a_stop_during_the_drain_starts_nothing_new(tmp_path: Path, mode: str) -> None:
+    log = tmp_path / "log"
+    with FakeRelay(tmp_path / "s.sock") as relay:
+        relay.publish(cfg(tmp_path, "one", drain_delay="0.5"))
+        runner = make_runner(mode, TASKS["cooperative"][mode], socket=relay.path)
+        with running(runner):
+            eventually(lambda: lines(log) == ["start one"], what="first generation")
+            relay.publish(cfg(tmp_path, "two"))
+            eventually(lambda: runner.state is hotconf.RunnerState.DRAINING, what="DRAINING")
+            runner.close()
+    assert lines(log) == ["start one", "stop one"]
+    assert runner.state is hotconf.RunnerState.STOPPED
