@@ -7,16 +7,21 @@ Part 1 (real processes): the emulator, ``hotconf-operator``, and per pod a real
 ``time.time()`` to a report file when its task starts on a revision. Each round PATCHes the
 ConfigMap over HTTP (merge patch, on a kept-alive connection, as a controller writing the
 ConfigMap would) and waits until every worker reports the new revision; the latency is the last
-worker's time minus the time just before the PATCH was sent (one machine, one clock). Every
+worker's time minus the time just before the PATCH was sent (one machine, one clock); the
+operator's CPU per round is read as in part 2 (until the next PATCH). Every
 worker also appends its line to one shared file, and the wait reads only what was appended to it
 since the last look, every 2 ms: the benchmark's own polling must not take CPU from the processes
 it measures (polling one file per pod took 35-50 ms of CPU per 100-pod round).
 
 Part 2 (fan-out): ``--fanout`` Pod objects whose "sidecars" are aiohttp endpoints in this
 process on 127.0.0.x (each verifies the Ed25519 signature and answers like a sidecar with no
-clients); time from the PATCH to the last endpoint having verified its push. Then 100
-ConfigMaps are created and the operator's resident memory (VmRSS) is read with every pod and
-ConfigMap indexed.
+clients); time from the PATCH to the last endpoint having verified its push. The operator's
+CPU per rollout is read from ``/proc/<pid>/task/*/schedstat`` (nanoseconds of CPU per thread,
+summed; it holds while other jobs load the machine): up to the moment the last push arrived
+("to last push", read by the endpoint that got it), and for the whole round (status PATCH,
+Event, the watch event of our own status write, idle work included; the round lasts until the
+next PATCH). Then 100 ConfigMaps are created and the operator's resident memory (VmRSS) is read
+with every pod and ConfigMap indexed.
 """
 
 from __future__ import annotations
@@ -137,7 +142,22 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list[float]:
+def cpu_ns(pid: int) -> int:
+    """CPU used so far by every live thread of ``pid``, in nanoseconds (exited threads not
+    counted: the operator's threads live as long as it does)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def real_pods(
+    emu: EmulatorProcess, work: Path, count: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Latency of each round, and the operator's CPU in each (from the PATCH to the next one)."""
     api = Api(emu.url)
     name = f"bench{count}"
     create_cm(api, name, {"value": "0"})
@@ -146,7 +166,8 @@ def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list
         kubeconfig=emu.kubeconfig, key_file=work / f"key{count}.pem", workdir=work,
         extra=("--reconcile-interval", "60"),
     ).start()  # fmt: skip
-    latencies = []
+    latencies: list[float] = []
+    cpu: list[float] = []
     writer = Writer(emu.url)
     try:
         shared = work / f"{name}.reports.jsonl"
@@ -156,17 +177,20 @@ def real_pods(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> list
             reports = Reports(shared, [p.name for p in ps])
             reports.wait_value("0", timeout=120)
             time.sleep(1.0)  # let the first rollout's status and Event writes settle
+            assert op.proc is not None
             for i in range(1, rounds + 1):
                 value = str(i)
+                cpu0 = cpu_ns(op.proc.pid)
                 t0 = time.time()
                 writer.patch_cm(name, {"data": {"value": value}})
                 last = reports.wait_value(value, timeout=60)
                 latencies.append(max(float(r["t"]) for r in last) - t0)  # type: ignore[arg-type]
                 time.sleep(0.1)
+                cpu.append((cpu_ns(op.proc.pid) - cpu0) / 1e9)
     finally:
         writer.close()
         op.stop()
-    return latencies
+    return latencies, cpu
 
 
 class FakeSidecars:
@@ -179,6 +203,15 @@ class FakeSidecars:
         self.seen: dict[str, tuple[str, float]] = {}  # pod -> (revision, time)
         self.held: dict[str, str] = {}
         self.runners: list[web.AppRunner] = []
+        # the round being waited for: pods still to get a revision other than `old`, and the
+        # operator's pid whose CPU is read when the last of them arrives
+        self.old = ""
+        self.missing: set[str] = set()
+        self.operator_pid = 0
+        self.cpu_at_last = 0
+
+    def expect(self, old: str, pods: set[str], operator_pid: int) -> None:
+        self.old, self.missing, self.operator_pid = old, set(pods), operator_pid
 
     async def push(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
@@ -188,6 +221,10 @@ class FakeSidecars:
         pod = push["pod"]["name"]
         self.seen[pod] = (push["revision"], time.time())
         self.held[pod] = push["revision"]
+        if self.missing and push["revision"] != self.old:
+            self.missing.discard(pod)
+            if not self.missing:
+                self.cpu_at_last = cpu_ns(self.operator_pid)
         return web.json_response(
             {"status": "applied", "revision": push["revision"], "sequence": push["sequence"],
              "clients": []}
@@ -246,11 +283,18 @@ async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> d
         while len(fakes.seen) < count and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         assert len(fakes.seen) == count, f"only {len(fakes.seen)} pods got the first config"
+        assert op.proc is not None
+        pid = op.proc.pid
+        await asyncio.sleep(1.0)  # the first rollout's status write and its watch event
         times = []
+        cpu_last: list[float] = []
+        cpu_round: list[float] = []
         for i in range(1, rounds + 1):
+            first = next(iter(fakes.seen.values()))[0]
+            fakes.expect(first, set(fakes.seen), pid)
+            cpu0 = cpu_ns(pid)
             t0 = time.time()
             await asyncio.to_thread(api.patch_cm, "fanout", {"data": {"value": str(i)}})
-            first = next(iter(fakes.seen.values()))[0]
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 revs = {rev for rev, _ in fakes.seen.values()}
@@ -259,8 +303,13 @@ async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> d
                 await asyncio.sleep(0.005)
             times.append(max(t for _, t in fakes.seen.values()) - t0)
             await asyncio.sleep(0.5)
+            cpu_last.append((fakes.cpu_at_last - cpu0) / 1e9)
+            cpu_round.append((cpu_ns(pid) - cpu0) / 1e9)
         result["fanout_p50"] = statistics.median(times)
         result["fanout_max"] = max(times)
+        result["cpu_last_p50"] = statistics.median(cpu_last)
+        result["cpu_round_p50"] = statistics.median(cpu_round)
+        result["cpu_round_max"] = max(cpu_round)
         for n in range(100):
             await asyncio.to_thread(
                 create_cm, api, f"extra-{n}", {"value": str(n), "k": "x" * 1000}
@@ -286,11 +335,12 @@ def main() -> None:
         for count in [int(n) for n in args.pods.split(",") if n]:
             (work / f"emu{count}").mkdir()
             with EmulatorProcess(workdir=work / f"emu{count}") as emu:
-                lat = real_pods(emu, work, count, args.rounds)
+                lat, cpu = real_pods(emu, work, count, args.rounds)
                 p50 = statistics.median(lat)
                 print(
                     f"{count:>4} pods  rounds {len(lat):>3}  p50 {p50 * 1e3:7.1f} ms"
-                    f"  p99 {percentile(lat, 99) * 1e3:7.1f} ms  max {max(lat) * 1e3:7.1f} ms",
+                    f"  p99 {percentile(lat, 99) * 1e3:7.1f} ms  max {max(lat) * 1e3:7.1f} ms"
+                    f"  operator CPU per round p50 {statistics.median(cpu) * 1e3:5.1f} ms",
                     flush=True,
                 )
         if args.fanout:
@@ -301,6 +351,12 @@ def main() -> None:
                     f"fan-out {args.fanout} in-process sidecars: p50 {r['fanout_p50'] * 1e3:.0f} ms"
                     f"  max {r['fanout_max'] * 1e3:.0f} ms; operator RSS with {args.fanout} pods "
                     f"and 101 ConfigMaps indexed: {r['rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+                print(
+                    f"operator CPU per {args.fanout}-pod rollout: to last push p50 "
+                    f"{r['cpu_last_p50'] * 1e3:.1f} ms, whole round p50 "
+                    f"{r['cpu_round_p50'] * 1e3:.1f} ms, max {r['cpu_round_max'] * 1e3:.1f} ms",
                     flush=True,
                 )
     _ = urllib.request  # the harness talks HTTP through urllib

@@ -19,6 +19,7 @@ import kopf
 from hotconf.protocol import ConfigMapRef
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
+from hotconf_operator._gc import HeapKeeper
 from hotconf_operator._handlers import Runtime, register
 from hotconf_operator._index import DEFAULT_PORT
 from hotconf_operator._injection import InjectionSettings
@@ -109,6 +110,9 @@ async def run(config: OperatorConfig) -> None:
                 raise
 
         runtime.reconciler = Reconciler(runtime.manager, current_revision=current_revision)
+        manager = runtime.manager
+        runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)
+        runtime.heap_keeper.apply_thresholds()
         registry = kopf.OperatorRegistry()
         register(registry, runtime)
         health = config.serving.health_port

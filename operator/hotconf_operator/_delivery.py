@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from prometheus_client import Counter
+
 from hotconf.protocol import ConfigSnapshot
 from hotconf_operator._errors import PodUnreachable, PushFailed, PushRefused
 from hotconf_operator._index import PodTarget
@@ -75,6 +77,13 @@ class Deliverer:
         self._pusher = pusher
         self._signer = signer
         self._metrics = metrics
+        self._counters: dict[str, Counter] = {}  # outcome -> its child of the pushes counter
+
+    def _count(self, outcome: str) -> None:
+        counter = self._counters.get(outcome)
+        if counter is None:
+            counter = self._counters[outcome] = self._metrics.pushes.labels(outcome=outcome)
+        counter.inc()
 
     def _outcome(self, pod: PodTarget, snap: ConfigSnapshot, v: Verdict, msg: str) -> PodOutcome:
         return PodOutcome(pod=pod, revision=snap.revision, verdict=v, message=msg)
@@ -90,7 +99,7 @@ class Deliverer:
             try:
                 entry = await self.held(pod, snapshot)
             except PushFailed as exc:
-                self._metrics.pushes.labels(outcome="unreachable").inc()
+                self._count("unreachable")
                 return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
             if entry is not None and entry.get("revision") == snapshot.revision:
                 verdict, message = verdict_of_clients(entry.get("clients"))
@@ -99,10 +108,10 @@ class Deliverer:
         try:
             answer = await self._pusher.push(pod, body)
         except PodUnreachable as exc:
-            self._metrics.pushes.labels(outcome="unreachable").inc()
+            self._count("unreachable")
             return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
         except PushRefused as exc:
-            self._metrics.pushes.labels(outcome="refused").inc()
+            self._count("refused")
             if exc.reason in ("stale", "replayed"):
                 # Someone (another replica, or an earlier attempt) got there first: ask.
                 return (
@@ -113,7 +122,7 @@ class Deliverer:
             return self._outcome(pod, snapshot, Verdict.REJECTED, f"sidecar refused: {exc}")
         verdict, message = verdict_of_clients(answer.get("clients"))
         if verdict is Verdict.APPLIED and answer.get("status") == "unchanged":
-            self._metrics.pushes.labels(outcome="unchanged").inc()
+            self._count("unchanged")
         else:
-            self._metrics.pushes.labels(outcome=str(verdict)).inc()
+            self._count(str(verdict))
         return self._outcome(pod, snapshot, verdict, message)

@@ -32,6 +32,7 @@ from typing import Any, cast
 import kopf
 
 from hotconf.protocol import ConfigMapRef
+from hotconf_operator._gc import HeapKeeper
 from hotconf_operator._index import (
     CONFIGMAPS_ANNOTATION,
     PodTarget,
@@ -67,6 +68,8 @@ class Runtime:
     reconciler: Reconciler | None = None
     index: Mapping[Any, Iterable[PodTarget]] = field(default_factory=dict)
     sweeper: asyncio.Task[None] | None = None
+    heap_keeper: HeapKeeper | None = None
+    heap_task: asyncio.Task[None] | None = None
     metrics: Metrics = field(default_factory=Metrics)
     #: What the webhook injects; None: no sidecar image, the webhook injects nothing.
     injection: InjectionSettings | None = None
@@ -157,13 +160,18 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 runtime.reconciler.run_forever(runtime.config.reconcile_interval),
                 name="hotconf reconcile sweeper",
             )
+        if runtime.heap_keeper is not None:
+            runtime.heap_task = asyncio.create_task(
+                runtime.heap_keeper.run_forever(), name="hotconf heap keeper"
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        if runtime.sweeper is not None:
-            runtime.sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runtime.sweeper
+        for task in (runtime.sweeper, runtime.heap_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if runtime.reconciler is not None:
             await runtime.reconciler.aclose()
         if runtime.manager is not None:

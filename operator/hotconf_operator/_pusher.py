@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
+from yarl import URL
 
 from hotconf_operator._errors import PodUnreachable, PushRefused
 from hotconf_operator._index import PodTarget
@@ -25,6 +26,9 @@ from hotconf_operator._settings import PushConfig
 __all__ = ["Pusher"]
 
 T = TypeVar("T")
+
+#: Sidecar addresses whose parsed URLs are kept (the set is cleared when it is full).
+_URLS_KEPT = 20_000
 
 
 class _Retry(Exception):
@@ -38,6 +42,9 @@ class Pusher:
         self._config = config
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._session: aiohttp.ClientSession | None = None
+        # (ip, port) -> URLs of /v1/push and /v1/state: parsing and checking a URL's host costs
+        # more than the rest of building the request, and yarl's own cache holds 256 hosts
+        self._urls: dict[tuple[str, int], tuple[URL, URL]] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -45,10 +52,24 @@ class Pusher:
                 connector=aiohttp.TCPConnector(
                     limit=self._config.concurrency, keepalive_timeout=60, use_dns_cache=False
                 ),
+                # one timeout object for every attempt; aiohttp arms a timer per request from it
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout),
                 skip_auto_headers=("User-Agent",),
+                # set once here, not per request (aiohttp merges per-request headers each time);
+                # harmless on GET /v1/state
+                headers={"Content-Type": "application/json"},
             )
         return self._session
+
+    def _urls_of(self, target: PodTarget) -> tuple[URL, URL]:
+        key = (target.ip, target.port)
+        urls = self._urls.get(key)
+        if urls is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            base = URL(target.base_url)
+            urls = self._urls[key] = (base.with_path("/v1/push"), base.with_path("/v1/state"))
+        return urls
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -100,12 +121,10 @@ class Pusher:
     async def push(self, target: PodTarget, body: bytes) -> dict[str, Any]:
         """POST the envelope; the sidecar's 200 answer, or PushRefused / PodUnreachable."""
         session = self._get_session()
-        url = target.base_url + "/v1/push"
+        url = self._urls_of(target)[0]
 
         async def attempt() -> dict[str, Any]:
-            async with session.post(
-                url, data=body, headers={"Content-Type": "application/json"}
-            ) as resp:
+            async with session.post(url, data=body) as resp:
                 result: dict[str, Any] = await self._read(resp)
                 return result
 
@@ -114,7 +133,7 @@ class Pusher:
     async def state(self, target: PodTarget) -> dict[str, Any]:
         """GET /v1/state: which revision of each ConfigMap the pod holds."""
         session = self._get_session()
-        url = target.base_url + "/v1/state"
+        url = self._urls_of(target)[1]
 
         async def attempt() -> dict[str, Any]:
             async with session.get(url) as resp:

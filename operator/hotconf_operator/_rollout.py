@@ -116,6 +116,11 @@ class RolloutManager:
         return self._targets(ref)
 
     @property
+    def busy(self) -> bool:
+        """Whether any rollout is running (``_gc`` freezes the heap only between rollouts)."""
+        return any(state.rolling for state in self._states.values())
+
+    @property
     def deliverer(self) -> Deliverer:
         return self._deliverer
 
@@ -254,8 +259,19 @@ class RolloutManager:
                 state.halted = True
                 break
         status = await self.write_status(state, done=True)
-        self._metrics.rollout_seconds.labels(phase=str(status.phase)).observe(
-            time.monotonic() - started
+        took = time.monotonic() - started
+        self._metrics.rollout_seconds.labels(phase=str(status.phase)).observe(took)
+        # the rollout's one log line (nothing is logged per pod on this path)
+        logger.info(
+            "rollout of %s %s %s: %d/%d pods applied, %d rejected, %d pending, %.0f ms",
+            ref,
+            snapshot.revision[:19],
+            status.phase,
+            status.applied,
+            status.total,
+            status.rejected,
+            status.pending,
+            took * 1e3,
         )
         if status.phase is Phase.COMPLETE:
             state.last_good = snapshot
