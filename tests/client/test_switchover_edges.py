@@ -1,10 +1,13 @@
 """Switch-over edge cases: a new generation that ends at once is noticed (IDLE, and the next
 revision starts it again), and a stop that arrives while the old generation drains starts
 nothing new. Thread mode hands the next generation to the draining thread before it returns
-(``Generation.chain``), so both cases cross the hand-over there."""
+(``Generation.chain``), so both cases cross the hand-over there; and its relay connection's
+thread begins a switch-over itself when the supervisor only waits (one wake-up fewer per
+config), which the last test pins down: validation and events stay serialized."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,37 @@ def test_a_stop_during_the_drain_starts_nothing_new(tmp_path: Path, mode: str) -
             runner.close()
     assert lines(log) == ["start one", "stop one"]
     assert runner.state is hotconf.RunnerState.STOPPED
+
+
+def test_thread_mode_begins_the_switch_over_on_the_connection_thread(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    calls: list[tuple[str, str]] = []  # (what, thread name)
+    busy = threading.Lock()
+
+    def note(what: str) -> None:
+        assert busy.acquire(blocking=False), "validate/on_event called concurrently"
+        try:
+            calls.append((what, threading.current_thread().name))
+        finally:
+            busy.release()
+
+    with FakeRelay(tmp_path / "s.sock") as relay:
+        relay.publish(cfg(tmp_path, "one"))
+        runner = make_runner(
+            "thread",
+            TASKS["cooperative"]["thread"],
+            socket=relay.path,
+            validate=lambda config: note("validate " + config.data["value"]),
+            on_event=lambda event: note(event.kind),
+        )
+        with running(runner):
+            eventually(lambda: lines(log) == ["start one"], what="first generation")
+            eventually(lambda: runner.state is hotconf.RunnerState.RUNNING, what="RUNNING")
+            [verdict] = relay.publish(cfg(tmp_path, "two"), wait=10)
+            assert verdict.result == "ack"
+            eventually(lambda: lines(log)[-1:] == ["start two"], what="second generation")
+    validations = [thread for what, thread in calls if what.startswith("validate")]
+    assert validations[0] != "hotconf-connection"  # the first config: the supervisor
+    assert validations[1] == "hotconf-connection"  # the switch-over: the connection thread
+    kinds = [what for what, _ in calls]
+    assert kinds[:4] == ["validate one", "started", "validate two", "reloaded"]

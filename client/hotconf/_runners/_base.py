@@ -105,6 +105,7 @@ class RunnerOptions:
     #: ConfigMap to follow ("name" or "namespace/name"); None takes the first one served.
     configmap: str | None = None
     #: Called with each new Config before anything stops; raising rejects (NACKs) the revision.
+    #: Runs on the runner's supervisor or the relay connection's thread, never two at once.
     validate: Callable[[Config], object] | None = None
     #: Seconds a generation gets to return after `draining` is set. 10 s fits inside the 30 s
     #: termination grace period Kubernetes gives a pod, with room for kill_grace.
@@ -117,7 +118,9 @@ class RunnerOptions:
     first_config_timeout: float = 30.0
     #: Exit the whole process (status 70) when a thread task is stuck, so Kubernetes restarts it.
     exit_on_stuck: bool = False
-    #: Called with every ReloadEvent, on the runner's supervisor; exceptions are logged.
+    #: Called with every ReloadEvent; exceptions are logged. Like ``validate`` it runs on the
+    #: runner's supervisor, or in thread mode on the relay connection's thread when that one
+    #: begins a switch-over itself; never two calls at once.
     on_event: Callable[[ReloadEvent], object] | None = None
     #: Client name sent to the relay (shown in ACK/NACK reports); default: the program name.
     name: str | None = None

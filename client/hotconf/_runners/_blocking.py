@@ -16,6 +16,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final
 
@@ -33,10 +34,15 @@ from hotconf._runners._base import (
     coalesce,
     now,
 )
+from hotconf.protocol import ConfigSnapshot
 
 __all__ = ["BlockingRunner", "Generation"]
 
 logger: Final = logging.getLogger("hotconf")
+
+#: Below this drain_timeout the connection thread leaves every revision to the supervisor, which
+#: would otherwise wake that often while idle to keep a drain's deadline.
+_DIRECT_MIN_DRAIN: Final = 0.05
 
 
 class Generation(GenerationBase, abc.ABC):
@@ -77,8 +83,26 @@ class Generation(GenerationBase, abc.ABC):
         return False
 
 
+@dataclass(slots=True)
+class _Drain:
+    """A drain in progress: the generation, when it is due, and what is chained to it."""
+
+    generation: Generation
+    deadline: float
+    chained: tuple[_Target, Generation] | None
+
+
 class BlockingRunner(BaseRunner):
-    """Runs ``task(config, draining)`` and restarts it on each new revision; blocks in run()."""
+    """Runs ``task(config, draining)`` and restarts it on each new revision; blocks in run().
+
+    A revision that arrives while the supervisor waits with the task running is handled by the
+    relay connection's thread itself (validated, chained, ``draining`` set) when the mode sets
+    :attr:`direct_arrivals`: the supervisor is woken only once, when the new generation runs,
+    to ACK it. It keeps the drain deadline by waiting at most ``drain_timeout`` at a time.
+    """
+
+    #: Whether the connection thread may begin a switch-over itself (see the class docstring).
+    direct_arrivals = False
 
     def __init__(self, task: Callable[..., Any], **options: Any) -> None:
         super().__init__(task, RunnerOptions(**options))
@@ -87,6 +111,11 @@ class BlockingRunner(BaseRunner):
         self._early: list[Exited] = []
         self._done = threading.Event()
         self._runner_thread: threading.Thread | None = None
+        # Held by the supervisor except while it waits for its inbox; the relay connection's
+        # thread takes it to handle an arriving revision itself (see _deliver).
+        self._lock = threading.Lock()
+        self._idle = False  # the supervisor waits, RUNNING, with nothing else to do
+        self._drain: _Drain | None = None
 
     @abc.abstractmethod
     def _generation(self, config: Config) -> Generation:
@@ -104,14 +133,16 @@ class BlockingRunner(BaseRunner):
         self._begin()
         self._runner_thread = threading.current_thread()
         restore = self._install_signals()
+        self._lock.acquire()
         try:
-            self._connect(lambda snapshot, at: self._inbox.put(Arrived(snapshot, at)))
+            self._connect(self._deliver)
             self._supervise()
         finally:
             self._stopping = True
             try:
                 self._retire()
             finally:
+                self._lock.release()  # before the join: the connection thread may want it
                 self._disconnect()
                 restore()
                 self._finish()
@@ -154,16 +185,39 @@ class BlockingRunner(BaseRunner):
     def _next(self, timeout: float | None) -> list[object]:
         """What arrived within ``timeout``: every waiting item, snapshots coalesced per ConfigMap
         to the newest."""
+        self._lock.release()
         try:
             items = [self._inbox.get(timeout=timeout)]
         except queue.Empty:
             return []
+        finally:
+            self._lock.acquire()
         while True:
             try:
                 items.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
         return coalesce(items)
+
+    def _deliver(self, snapshot: ConfigSnapshot, received_at: float) -> None:
+        """On the connection thread: a snapshot arrived. Begin the switch-over here when the
+        supervisor only waits (one thread wake-up fewer per config); else queue it."""
+        if self.direct_arrivals and self.options.drain_timeout >= _DIRECT_MIN_DRAIN:
+            with self._lock:
+                generation = self._gen
+                if (
+                    self._idle
+                    and not self._stopping
+                    and self._target is None
+                    and self._drain is None
+                    and generation is not None
+                    and not generation.exited
+                ):
+                    self._handle(Arrived(snapshot, received_at))
+                    if self._target is not None:
+                        self._begin_drain(generation)
+                    return
+        self._inbox.put(Arrived(snapshot, received_at))
 
     def _supervise(self) -> None:
         deadline = now() + self.options.first_config_timeout
@@ -175,14 +229,23 @@ class BlockingRunner(BaseRunner):
                 raise self._first_config_timeout()
             for item in self._next(remaining):
                 self._handle(item)
+        direct = self.direct_arrivals and self.options.drain_timeout >= _DIRECT_MIN_DRAIN
+        # Waiting at most drain_timeout keeps a drain begun by the connection thread on time:
+        # the wait after the one it interrupts ends exactly at its deadline (see _retire).
+        idle_wait = self.options.drain_timeout if direct else None
         while not self._stopping:
-            if self._target is not None:
-                if self._gen is not None:
-                    self._retire()
-                else:
-                    self._launch()
+            if self._drain is not None or (self._target is not None and self._gen is not None):
+                self._retire()
                 continue
-            for item in self._next(None):
+            if self._target is not None:
+                self._launch()
+                continue
+            self._idle = self._gen is not None and self._state is RunnerState.RUNNING
+            try:
+                items = self._next(idle_wait)
+            finally:
+                self._idle = False
+            for item in items:
                 self._handle(item)
 
     def _launch(self) -> None:
@@ -199,23 +262,33 @@ class BlockingRunner(BaseRunner):
         self._gen = generation
         self._started(target, started_at)
 
+    def _begin_drain(self, generation: Generation) -> None:
+        """Set ``draining`` with the target chained to the generation; _retire finishes it."""
+        self._set_state(RunnerState.DRAINING)
+        chained = self._chain(generation, None)
+        generation.drain()
+        self._drain = _Drain(generation, now() + self.options.drain_timeout, chained)
+
     def _retire(self) -> None:
         """Drain the running generation, by force after the deadline; never leave two running.
 
         While it drains, the target (the newest valid revision) is chained to it, so that a
-        mode that can (thread mode) starts it the moment the old run returns.
+        mode that can (thread mode) starts it the moment the old run returns. The drain may
+        have been begun by the connection thread (:meth:`_deliver`).
         """
         generation = self._gen
         if generation is None:
+            self._drain = None
             return
-        chained: tuple[_Target, Generation] | None = None
-        if not generation.exited:
-            self._set_state(RunnerState.DRAINING)
+        if self._drain is None and not generation.exited:
+            self._begin_drain(generation)
+        drain, self._drain = self._drain, None
+        chained = drain.chained if drain is not None else None
+        if drain is not None:
+            # Messages handled since the drain began (a stop, a newer revision) apply now.
             chained = self._chain(generation, chained)
-            generation.drain()
-            deadline = now() + self.options.drain_timeout
             while not generation.exited and not self._hurry:
-                remaining = deadline - now()
+                remaining = drain.deadline - now()
                 if remaining <= 0:
                     break
                 for item in self._next(remaining):

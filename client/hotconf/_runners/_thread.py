@@ -96,6 +96,7 @@ class ThreadRunner(BlockingRunner):
     """
 
     mode = "thread"
+    direct_arrivals = True
 
     def _generation(self, config: Config) -> Generation:
         return _ThreadGeneration(self.task, config, self._inbox.put)
