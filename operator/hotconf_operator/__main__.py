@@ -21,7 +21,6 @@ from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
 from hotconf_operator._gc import HeapKeeper
 from hotconf_operator._handlers import Runtime, register
-from hotconf_operator._index import DEFAULT_PORT
 from hotconf_operator._injection import InjectionSettings
 from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
@@ -60,7 +59,7 @@ def injection_settings(config: OperatorConfig, signer: Signer) -> InjectionSetti
     settings = InjectionSettings(
         image=config.sidecar.image,
         public_key_pem=signer.public_pem().decode("ascii"),
-        port=DEFAULT_PORT,
+        port=config.sidecar.port,
     )
     resources = config.sidecar.resources
     if resources is not None:

@@ -10,6 +10,7 @@ What a pod gets:
 - an ``emptyDir`` shared with every application container at ``/run/hotconf`` for the socket,
   and one private to the sidecar at ``/var/lib/hotconf`` for its last good configs;
 - ``HOTCONF_SOCKET`` in every application container;
+- ``hotconf.dev/port``: the sidecar's port (the pod's own choice, or ``--sidecar-port``);
 - the pod's identity through the Downward API and the operator's public key, for verification;
 - resource requests and a restricted security context.
 
@@ -19,8 +20,11 @@ Injecting twice changes nothing; pods without the annotation are never touched.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from hotconf_operator._index import PORT_ANNOTATION
 
 __all__ = [
     "INJECT_ANNOTATION",
@@ -126,16 +130,43 @@ def sidecar_container(settings: InjectionSettings, *, socket_mode: str = "0660")
     }
 
 
-def inject(pod: dict[str, Any], settings: InjectionSettings) -> bool:
+def _port(annotations: dict[str, Any], default: int) -> tuple[int, str | None]:
+    """The sidecar's port: the pod's ``hotconf.dev/port`` when it names one, else ``default``;
+    with a message when the annotation is there but is not a port number."""
+    raw = annotations.get(PORT_ANNOTATION)
+    if raw is None:
+        return default, None
+    text = str(raw).strip()
+    if text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text), None
+    return default, (
+        f"hotconf: {PORT_ANNOTATION}={raw!r} is not a port number (1-65535); "
+        f"the sidecar listens on {default} and the annotation says so"
+    )
+
+
+def inject(
+    pod: dict[str, Any], settings: InjectionSettings, *, warnings: list[str] | None = None
+) -> bool:
     """Add the sidecar to ``pod`` in place; return whether anything changed.
 
-    Does nothing for a pod without the annotation or one that already has the sidecar.
+    Does nothing for a pod without the annotation or one that already has the sidecar. The
+    sidecar listens on the pod's ``hotconf.dev/port`` if it has one (for an application that
+    uses the default port itself), else on ``settings.port``; the annotation then holds the
+    port, which is where the operator pushes. A malformed port is replaced by the default, with
+    a message added to ``warnings`` (shown to the user by kubectl).
     """
     if not wants_injection(pod):
         return False
     spec = pod.setdefault("spec", {})
     if _has_sidecar(spec):
         return False
+    metadata = pod.setdefault("metadata", {})
+    annotations = metadata.setdefault("annotations", {})
+    port, problem = _port(annotations, settings.port)
+    if problem is not None and warnings is not None:
+        warnings.append(problem)
+    settings = dataclasses.replace(settings, port=port)
 
     volumes = spec.setdefault("volumes", [])
     names = {v.get("name") for v in volumes}
@@ -159,9 +190,7 @@ def inject(pod: dict[str, Any], settings: InjectionSettings) -> bool:
         if not any(m.get("name") == SOCKET_VOLUME for m in mounts):
             mounts.append({"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR, "readOnly": False})
 
-    metadata = pod.setdefault("metadata", {})
-    annotations = metadata.setdefault("annotations", {})
-    annotations.setdefault("hotconf.dev/port", str(settings.port))
+    annotations[PORT_ANNOTATION] = str(port)
     annotations[INJECTED_ANNOTATION] = "true"
     return True
 

@@ -101,6 +101,8 @@ class SidecarConfig:
 
     image: str = ""
     resources: dict[str, dict[str, str]] | None = None
+    #: The injected sidecar's HTTP port, unless the pod's ``hotconf.dev/port`` names another.
+    port: int = 8790
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ _ENV = {
     "webhook_cert_dir": "HOTCONF_WEBHOOK_CERT_DIR",
     "sidecar_image": "HOTCONF_SIDECAR_IMAGE",
     "sidecar_resources": "HOTCONF_SIDECAR_RESOURCES",
+    "sidecar_port": "HOTCONF_SIDECAR_PORT",
     "standalone": "HOTCONF_STANDALONE",
     "peering_name": "HOTCONF_PEERING_NAME",
     "peering_priority": "HOTCONF_PEERING_PRIORITY",
@@ -191,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
         "sidecar_resources",
         'the injected sidecar\'s resources as JSON, e.g. {"requests":{"cpu":"10m"}}',
         metavar="JSON",
+    )
+    add(
+        "sidecar_port",
+        "the injected sidecar's HTTP port unless a pod's hotconf.dev/port names one (8790)",
+        type=int,
+        metavar="PORT",
     )
     add(
         "standalone",
@@ -351,7 +360,12 @@ def parse_settings(
     sidecar = SidecarConfig(
         image=str(pick("sidecar_image") or "").strip(),
         resources=None if not raw_resources else _resources(str(raw_resources)),
+        port=int(num("sidecar_port", SidecarConfig.port, int)),
     )
+    if not 1 <= sidecar.port <= 65535:
+        raise SettingsError(
+            f"--sidecar-port / HOTCONF_SIDECAR_PORT = {sidecar.port}: not a port (1-65535)"
+        )
 
     interval = float(num("reconcile_interval", OperatorConfig.reconcile_interval, float))
     if interval <= 0:

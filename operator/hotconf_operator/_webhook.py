@@ -94,7 +94,7 @@ def register(
             return
         try:
             pod = copy.deepcopy(pod)
-            changed = inject(pod, injection)
+            changed = inject(pod, injection, warnings=warnings)
         except Exception:  # a malformed pod spec: admit it as it is, never refuse it
             logger.exception("cannot inject pod %s; admitting it unchanged", _pod_name(body))
             return

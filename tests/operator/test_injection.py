@@ -1,10 +1,13 @@
 """Sidecar injection as a pure function: an annotated pod gets a native sidecar, the socket
-volume, HOTCONF_SOCKET and a restricted security context; injecting twice changes nothing; pods
-without the annotation are untouched; and the result round-trips as a JSON patch."""
+volume, HOTCONF_SOCKET and a restricted security context; the sidecar listens on the pod's
+``hotconf.dev/port`` or the configured default (a malformed port falls back to it, with a
+warning); injecting twice changes nothing; pods without the annotation are untouched; and the
+result round-trips as a JSON patch."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import jsonpatch
@@ -94,3 +97,34 @@ def test_result_is_expressible_as_a_json_patch() -> None:
     ops = jsonpatch.JsonPatch.from_diff(original, result)
     assert jsonpatch.apply_patch(original, ops) == result
     assert {"name": "data", "emptyDir": {}} in result["spec"]["volumes"]
+
+
+def listening_port(result: dict[str, Any]) -> set[object]:
+    """Every place the injected sidecar states its port (env, container port, probes)."""
+    [sidecar] = result["spec"]["initContainers"]
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    return {
+        int(str(env["HOTCONF_LISTEN"]).rsplit(":", 1)[1]),
+        sidecar["ports"][0]["containerPort"],
+        sidecar["readinessProbe"]["httpGet"]["port"],
+        sidecar["livenessProbe"]["httpGet"]["port"],
+        int(result["metadata"]["annotations"]["hotconf.dev/port"]),
+    }
+
+
+def test_sidecar_port_is_the_pods_choice_or_the_default() -> None:
+    assert listening_port(injected_copy(pod(ANNOTATED), SETTINGS)) == {8790}
+    configured = dataclasses.replace(SETTINGS, port=9100)
+    assert listening_port(injected_copy(pod(ANNOTATED), configured)) == {9100}
+    chosen = pod({**ANNOTATED, "hotconf.dev/port": "8800"})
+    assert listening_port(injected_copy(chosen, configured)) == {8800}
+
+
+@pytest.mark.parametrize("raw", ["http", "0", "70000", "-1", ""])
+def test_a_malformed_port_falls_back_to_the_default_with_a_warning(raw: str) -> None:
+    warnings: list[str] = []
+    result = pod({**ANNOTATED, "hotconf.dev/port": raw})
+    assert inject(result, SETTINGS, warnings=warnings)
+    assert listening_port(result) == {8790}
+    [warning] = warnings
+    assert "hotconf.dev/port" in warning and repr(raw) in warning and "8790" in warning

@@ -25,6 +25,7 @@ def test_environment_then_flags() -> None:
         "HOTCONF_PEERING_LIFETIME": "15",
         "HOTCONF_PUSH_CONCURRENCY": "8",
         "HOTCONF_RECONCILE_INTERVAL": "45",
+        "HOTCONF_SIDECAR_PORT": "9100",
     }
     config = parse_settings([], env)
     assert config.namespaces == ("a", "b")
@@ -34,6 +35,7 @@ def test_environment_then_flags() -> None:
     assert config.peering.lifetime == 15
     assert parse_settings(["--peering-lifetime", "4"], env).peering.lifetime == 4
     assert config.push.concurrency == 8 and config.reconcile_interval == 45
+    assert config.sidecar.port == 9100
     flags = parse_settings(
         ["--namespace", "c", "--metrics-port", "0", "--signing-key-file", "/k.pem"], env
     )
@@ -50,6 +52,8 @@ def test_errors_name_the_setting() -> None:
         parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PUSH_TIMEOUT": "soon"})
     with pytest.raises(SettingsError, match="HOTCONF_PEERING_LIFETIME"):
         parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_PEERING_LIFETIME": "1"})
+    with pytest.raises(SettingsError, match="HOTCONF_SIDECAR_PORT"):
+        parse_settings(["--signing-key-file", "/k", "--sidecar-port", "0"], {})
     # Exact names only: kopf's namespace scanning, which patterns would need, is turned off.
     for pattern in ("team-*", "Team", "-a"):
         with pytest.raises(SettingsError, match="patterns are not supported"):

@@ -2,7 +2,9 @@
 HTTPS to the operator process (against the emulated API, with its signing key, webhook port and
 certificate directory) come back with a JSON patch that, applied to the pod, injects the sidecar
 carrying the public half of the operator's own signing key and the resources from
-``--sidecar-resources``; an injected pod and an unannotated pod come back allowed with no patch;
+``--sidecar-resources``, listening on ``--sidecar-port`` or the pod's own ``hotconf.dev/port``
+(a malformed one is replaced, with an admission warning); an injected pod and an unannotated
+pod come back allowed with no patch;
 malformed reviews never inject and leave the server serving; injections (not dry runs) are
 counted in ``/metrics``. Without a sidecar image the webhook admits annotated pods unchanged with
 an admission warning that says why."""
@@ -25,6 +27,7 @@ def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
         tmp_path_factory.mktemp("webhook"),
         "--sidecar-image", "registry.example/hotconf:1",
         "--sidecar-resources", json.dumps(RESOURCES),
+        "--sidecar-port", "8795",
     ) as running:  # fmt: skip
         yield running
 
@@ -54,6 +57,19 @@ def test_annotated_pod_is_injected_and_injection_is_idempotent(operator: Operato
     assert "patch" not in response
     assert again == injected
     assert operator.metric("hotconf_operator_injections_total") == before + 1
+
+
+def test_the_sidecar_port_is_the_operators_or_the_pods(operator: Operator) -> None:
+    annotations = {"hotconf.dev/inject": "true", "hotconf.dev/configmaps": "web-config"}
+    cases = ((None, 8795, False), ("9000", 9000, False), ("web", 8795, True))
+    for chosen, expected, warned in cases:
+        pod = make_pod({**annotations, **({"hotconf.dev/port": chosen} if chosen else {})})
+        response, injected = operator.hook.admit(pod)
+        env = {e["name"]: e.get("value") for e in injected["spec"]["initContainers"][0]["env"]}
+        assert env["HOTCONF_LISTEN"] == f"0.0.0.0:{expected}"
+        assert injected["metadata"]["annotations"]["hotconf.dev/port"] == str(expected)
+        warnings = [w for w in response.get("warnings", []) if "hotconf.dev/port" in w]
+        assert bool(warnings) is warned, response
 
 
 def test_a_dry_run_is_injected_but_not_counted(operator: Operator) -> None:
