@@ -38,7 +38,11 @@ from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._plan import RolloutPolicy, plan_batches, split
 from hotconf_operator._status import Phase, RolloutStatus, StatusReporter, parse_status
-from hotconf_operator._validation import SchemaFetcher, validate_configmap
+from hotconf_operator._validation import (
+    SCHEMA_ANNOTATION_PREFIX,
+    SchemaFetcher,
+    validate_configmap,
+)
 
 __all__ = ["ConfigMapState", "RolloutManager", "snapshot_of"]
 
@@ -61,6 +65,15 @@ def snapshot_of(body: Mapping[str, Any]) -> ConfigSnapshot:
     )
 
 
+def schema_annotations(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The ConfigMap's ``hotconf.dev/schema.<key>`` annotations, in a comparable form."""
+    return tuple(
+        sorted(
+            (k, str(v)) for k, v in annotations.items() if k.startswith(SCHEMA_ANNOTATION_PREFIX)
+        )
+    )
+
+
 @dataclass
 class ConfigMapState:
     """What the operator knows about one ConfigMap."""
@@ -75,6 +88,8 @@ class ConfigMapState:
     last_good: ConfigSnapshot | None = None  # last revision every pod applied (in memory only)
     outcomes: dict[str, PodOutcome] = field(default_factory=dict)  # pod uid -> outcome
     task: asyncio.Task[None] | None = None
+    #: The schema annotations (``hotconf.dev/schema.<key>``) this revision was validated with.
+    schemas: tuple[tuple[str, str], ...] = ()
 
     @property
     def rolling(self) -> bool:
@@ -133,13 +148,27 @@ class RolloutManager:
         meta = body.get("metadata") or {}
         annotations: Mapping[str, str] = meta.get("annotations") or {}
         old = self._states.get(ref)
+        schemas = schema_annotations(annotations)
+        revalidate = False
         if old is not None and old.revision == snapshot.revision:
-            return  # annotations only (our status included), or a re-list: nothing to roll out
+            if old.schemas == schemas:
+                return  # annotations only (our status included), or a re-list: nothing to do
+            # A schema annotation changed, the data did not. A revision the pods run (or are
+            # getting) is only checked and warned about; one that was invalid may pass now,
+            # and then rolls out to the pods that do not hold it yet.
+            if old.snapshot is not None and not old.rolling:
+                old.schemas = schemas
+                old.task = asyncio.create_task(
+                    self._recheck(old, snapshot, annotations),
+                    name=f"hotconf schema check {ref} {snapshot.revision[:19]}",
+                )
+                return
+            revalidate = True
         previous = parse_status(annotations)
         # Someone already rolled this revision out: another replica while this one was paused
         # (kopf re-lists on resume), or this process before a restart. Reconcile, do not push.
         handled = previous is not None and previous.revision == snapshot.revision
-        first_sight = old is None or handled
+        first_sight = old is None or handled or revalidate
         state = ConfigMapState(
             ref=ref,
             uid=str(meta.get("uid", "")),
@@ -147,6 +176,7 @@ class RolloutManager:
             policy=RolloutPolicy.from_annotations(annotations),
             last_good=old.last_good if old is not None else None,
             outcomes={},
+            schemas=schemas,
         )
         if old is not None:
             await self._cancel(old)
@@ -187,6 +217,35 @@ class RolloutManager:
                 await task
 
     # -- the rollout task
+
+    async def _recheck(
+        self, state: ConfigMapState, snapshot: ConfigSnapshot, annotations: Mapping[str, str]
+    ) -> None:
+        """Validate the revision the pods run against changed schemas; warn if it fails them
+        (the pods keep it: it is what they run; the next change must pass)."""
+        ref = state.ref
+        try:
+            await validate_configmap(
+                namespace=ref.namespace,
+                name=ref.name,
+                data=snapshot.data,
+                annotations=annotations,
+                fetch_schema=self._fetch_schema,
+            )
+        except ConfigInvalid as exc:
+            logger.warning(
+                "ConfigMap %s %s fails its changed schema: %s", ref, snapshot.revision[:19], exc
+            )
+            self._reporter.event(
+                ref,
+                state.uid,
+                reason="SchemaCheckFailed",
+                message=(
+                    f"the revision the pods run ({snapshot.revision[:19]}) does not pass the "
+                    f"changed schema; they keep it, and the next change must pass: {exc}"
+                ),
+                warning=True,
+            )
 
     async def _rollout(
         self,

@@ -4,7 +4,9 @@ Proves: a ConfigMap valid against the schema rolls out; a revision that violates
 nowhere (every sidecar keeps its revision, no worker restarts, no push is counted), the status
 says ``invalid`` and a ``ValidationFailed`` warning Event names the key and the schema error; the
 fixed revision then rolls out; a schema reference to a ConfigMap that does not exist, or to a key
-it lacks, is a validation error that says which one.
+it lacks, is a validation error that says which one; fixing only the annotation rolls the
+revision out that then passes; a changed schema that the running revision fails is a
+``SchemaCheckFailed`` warning, and the pods keep what they run.
 """
 
 from __future__ import annotations
@@ -120,3 +122,35 @@ def test_schema_from_another_configmap(cluster: Any, operator: Any) -> None:
         )  # fmt: skip
         assert "default/app-schema has no key other.json" in status["message"], status
         assert [p.current().get("value") for p in ps] == ["three"] * 2
+
+        # Only the annotation is fixed: the same data is validated again, passes, rolls out.
+        generations = [p.current()["generation"] for p in ps]
+        cluster.api.patch_cm("app", {"metadata": {"annotations": ANNOTATIONS}})
+        wait_for(
+            "revalidated config everywhere",
+            lambda: [p.current().get("value") for p in ps] == ["five"] * 2,
+        )
+        wait_for(
+            "complete after the schema fix",
+            lambda: (s := cluster.api.status_of("app")) and s["phase"] == "complete",
+        )
+        assert [p.current()["generation"] for p in ps] == [g + 1 for g in generations]
+
+        # A schema the running revision fails: a warning, nothing pushed, nothing restarted.
+        pushes = [p.pushes_received() for p in ps]
+        strict = json.dumps({**SCHEMA, "required": ["port", "host"]})
+        cluster.api.patch_cm(
+            "app", {"metadata": {"annotations": {"hotconf.dev/schema.app.yaml": strict}}}
+        )
+        (message,) = wait_for(
+            "SchemaCheckFailed event",
+            lambda: [
+                e.get("message", "")
+                for e in cluster.api.events()
+                if e.get("reason") == "SchemaCheckFailed" and e.get("type") == "Warning"
+            ],
+        )
+        assert "'host' is a required property" in message and "keep it" in message, message
+        assert [p.pushes_received() for p in ps] == pushes
+        assert [p.current().get("value") for p in ps] == ["five"] * 2
+        assert cluster.api.status_of("app")["phase"] == "complete"
