@@ -7,11 +7,13 @@ Part 1 (real processes): the emulator, ``hotconf-operator``, and per pod a real
 ``time.time()`` to a report file when its task starts on a revision. Each round PATCHes the
 ConfigMap over HTTP (merge patch, on a kept-alive connection, as a controller writing the
 ConfigMap would) and waits until every worker reports the new revision; the latency is the last
-worker's time minus the time just before the PATCH was sent (one machine, one clock); the
-operator's CPU per round is read as in part 2 (until the next PATCH). Every
+worker's time minus the time just before the PATCH was sent (one machine, one clock). Every
 worker also appends its line to one shared file, and the wait reads only what was appended to it
 since the last look, every 2 ms: the benchmark's own polling must not take CPU from the processes
-it measures (polling one file per pod took 35-50 ms of CPU per 100-pod round).
+it measures (polling one file per pod took 35-50 ms of CPU per 100-pod round). Each round also
+reports the CPU the operator, all sidecars, all workers and the emulator used in it (from
+``/proc/<pid>/task/*/schedstat``, summed over threads, read before the PATCH and after the
+0.1 s pause that ends the round), medians printed per pod count.
 
 Part 2 (fan-out): ``--fanout`` Pod objects whose "sidecars" are aiohttp endpoints in this
 process on 127.0.0.x (each verifies the Ed25519 signature and answers like a sidecar with no
@@ -154,10 +156,22 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def cpu_of(pids: list[int]) -> int:
+    """:func:`cpu_ns` summed over processes (one that is gone counts nothing)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += cpu_ns(pid)
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def real_pods(
     emu: EmulatorProcess, work: Path, count: int, rounds: int
-) -> tuple[list[float], list[float]]:
-    """Latency of each round, and the operator's CPU in each (from the PATCH to the next one)."""
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Latency of each round, and the CPU each kind of process used in it (from just before the
+    PATCH to the end of the pause after the round: the ACKs and status writes included)."""
     api = Api(emu.url)
     name = f"bench{count}"
     create_cm(api, name, {"value": "0"})
@@ -167,7 +181,7 @@ def real_pods(
         extra=("--reconcile-interval", "60"),
     ).start()  # fmt: skip
     latencies: list[float] = []
-    cpu: list[float] = []
+    cpu: dict[str, list[float]] = {}
     writer = Writer(emu.url)
     try:
         shared = work / f"{name}.reports.jsonl"
@@ -178,15 +192,22 @@ def real_pods(
             reports.wait_value("0", timeout=120)
             time.sleep(1.0)  # let the first rollout's status and Event writes settle
             assert op.proc is not None
+            kinds = {
+                "operator": [op.proc.pid],
+                "sidecars": [p.sidecar.pid for p in ps if p.sidecar is not None],
+                "workers": [p.worker.pid for p in ps if p.worker is not None],
+                "emulator": [emu.pid],
+            }
             for i in range(1, rounds + 1):
                 value = str(i)
-                cpu0 = cpu_ns(op.proc.pid)
+                before = {kind: cpu_of(pids) for kind, pids in kinds.items()}
                 t0 = time.time()
                 writer.patch_cm(name, {"data": {"value": value}})
                 last = reports.wait_value(value, timeout=60)
                 latencies.append(max(float(r["t"]) for r in last) - t0)  # type: ignore[arg-type]
                 time.sleep(0.1)
-                cpu.append((cpu_ns(op.proc.pid) - cpu0) / 1e9)
+                for kind, pids in kinds.items():
+                    cpu.setdefault(kind, []).append((cpu_of(pids) - before[kind]) / 1e9)
     finally:
         writer.close()
         op.stop()
@@ -337,10 +358,13 @@ def main() -> None:
             with EmulatorProcess(workdir=work / f"emu{count}") as emu:
                 lat, cpu = real_pods(emu, work, count, args.rounds)
                 p50 = statistics.median(lat)
+                used = "  ".join(
+                    f"{kind} {statistics.median(values) * 1e3:.1f}" for kind, values in cpu.items()
+                )
                 print(
                     f"{count:>4} pods  rounds {len(lat):>3}  p50 {p50 * 1e3:7.1f} ms"
                     f"  p99 {percentile(lat, 99) * 1e3:7.1f} ms  max {max(lat) * 1e3:7.1f} ms"
-                    f"  operator CPU per round p50 {statistics.median(cpu) * 1e3:5.1f} ms",
+                    f"  CPU per round p50 (ms): {used}",
                     flush=True,
                 )
         if args.fanout:
