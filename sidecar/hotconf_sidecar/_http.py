@@ -44,7 +44,7 @@ import json
 import logging
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final, NamedTuple, cast
@@ -524,9 +524,7 @@ class _Connection(asyncio.Protocol):
             if isinstance(item, _Reply):
                 self._send(item, None)  # a refusal: closes
             elif item.route == _PUSH:
-                task = self._task = self._loop.create_task(
-                    self._run(self._server._push(item.body), item)
-                )
+                task = self._task = self._loop.create_task(self._run(item))
                 self._server._tasks.add(task)
             else:
                 self._send(self._server._answer(item.route, item.body), item)
@@ -540,9 +538,10 @@ class _Connection(asyncio.Protocol):
             self._transport.resume_reading()
         self._server._expect(self)  # the next head's turn
 
-    async def _run(self, handling: Awaitable[_Reply], request: _Request) -> None:
+    async def _run(self, request: _Request) -> None:
+        """Handle a push (the one route that waits: for the clients' ACKs), then answer on."""
         try:
-            reply = await handling
+            reply = await self._server._push(request.body)
         finally:
             task, self._task = self._task, None
             if task is not None:
