@@ -12,29 +12,44 @@ Built and started by :mod:`hotconf_sidecar.__main__` around a
 ``GET /metrics``   Prometheus text format
 =================  ======================================================================
 
-HTTP/1.1 is parsed by ``h11`` (a small, strict, pure-Python state machine) on asyncio streams.
-aiohttp would do the same job but costs about 15 MB of resident memory in every pod, a third
-of the sidecar's budget, for five routes. Limits, so that no input can hurt the process:
-request heads over 16 KiB are refused (431), the push body size limit is checked on
-``Content-Length`` before a byte of the body is read and again while reading a chunked body
-(413, then the connection is closed instead of draining the rest), other routes take no body
-over 64 KiB, and a connection that sends no complete request head (or body) for 30 s is
-closed. A handler's unexpected error is logged and answered 500; the server keeps serving.
+HTTP/1.1 is parsed by ``httptools`` (MagicStack's binding of llhttp, Node.js's parser in C; the
+one uvicorn uses) in an :class:`asyncio.Protocol`, one per connection: no stream reader, no task
+per connection, one task per push (it awaits the clients' ACKs) and none for the other routes.
+It replaced ``h11`` on asyncio streams, which took about 37 µs of pure Python to parse a push
+and 21 µs to write its answer, plus a future and a coroutine wake-up per read: the largest piece
+of the sidecar's CPU per push (``docs/performance.md``, "Sidecar"). aiohttp would do the same
+job but costs about 15 MB of resident memory in every pod, a third of the sidecar's budget, for
+five routes; httptools costs well under 1 MiB.
+
+Limits, so that no input can hurt the process: request heads over 16 KiB are refused (431), the
+push body size limit is checked on ``Content-Length`` before a byte of the body is read and again
+while reading a chunked body (413, then the connection is closed instead of draining the rest),
+other routes take no body over 64 KiB, and a connection that sends no complete request head (or
+body) for 30 s is closed. A handler's unexpected error is logged and answered 500; the server
+keeps serving. Requests on one connection are answered one at a time, in order (pipelined ones
+wait their turn); a connection stops reading while a request is handled and more bytes arrive
+(at most one more read is parsed and held), and while the peer does not read its answers. An
+HTTP/1.1 request needs one ``Host`` header; ``Expect: 100-continue`` is answered; after an
+HTTP/1.0 request, ``Connection: close``, or a request that asks to switch protocols (``Upgrade``,
+``CONNECT``), the connection is closed once it is answered; ``HEAD`` gets the head of the answer
+a ``GET`` would get (405 or 404: no route takes ``HEAD``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, cast
 
-import h11
+import httptools
 
 from hotconf.envelope import MAX_BODY_BYTES, EnvelopeError
 from hotconf_sidecar._metrics import CONTENT_TYPE
@@ -47,7 +62,12 @@ logger: Final = logging.getLogger("hotconf_sidecar.http")
 
 _MAX_HEAD: Final = 16 * 1024
 _MAX_OTHER_BODY: Final = 64 * 1024
-_READ_CHUNK: Final = 256 * 1024
+_PUSH: Final = (b"POST", b"/v1/push")
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Seconds a closing connection gets to take the answers still buffered for it.
+_CLOSE_GRACE: Final = 1.0
+
+_Route = tuple[bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +78,14 @@ class _Reply:
     close: bool = False
 
 
-class _TooLarge(Exception):
-    pass
+class _Request(NamedTuple):
+    route: _Route  # (method, path without the query)
+    body: bytes
+    keep_alive: bool
+
+
+class _Stop(Exception):
+    """Raised in a parser callback to stop parsing: the connection takes no more requests."""
 
 
 def _json(status: int, body: dict[str, Any], *, close: bool = False) -> _Reply:
@@ -70,15 +96,32 @@ def _error(status: int, reason: str, message: str, *, close: bool = False) -> _R
     return _json(status, {"error": {"reason": reason, "message": message}}, close=close)
 
 
-def _phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+def _malformed(message: str, status: int = 400) -> _Reply:
+    return _error(status, "malformed", f"bad HTTP: {message}", close=True)
 
 
 def _text(status: int, text: str) -> _Reply:
     return _Reply(status, text.encode(), b"text/plain; charset=utf-8")
+
+
+@functools.cache
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase.encode()
+    except ValueError:
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase)
+
+
+def _encode(reply: _Reply, *, close: bool, head_only: bool) -> bytes:
+    """The answer's bytes, as h11 wrote them: status line, two or three headers, the body."""
+    return b"%scontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s" % (
+        _status_line(reply.status),
+        reply.content_type,
+        len(reply.body),
+        b"connection: close\r\n" if close else b"",
+        b"" if head_only else reply.body,
+    )
 
 
 def _numeric_listener(host: str, port: int) -> socket.socket | None:
@@ -130,31 +173,39 @@ class HttpServer:
         self.port = port
         self.idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._closing = False
+        self._connections: set[_Connection] = set()
+        self._all_closed: asyncio.Future[None] | None = None  # set by aclose, while it waits
+        self._tasks: set[asyncio.Task[None]] = set()  # the pushes being handled
         # When each connection waiting for a request head or body must have sent it; one timer
         # for them all (see ``_expect``).
-        self._deadlines: dict[asyncio.StreamReader, float] = {}
+        self._deadlines: dict[_Connection, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._routes: dict[tuple[bytes, bytes], Callable[[bytes], Awaitable[_Reply]]] = {
-            (b"POST", b"/v1/push"): self._push,
+        # Every route but the push: they answer without waiting. The push is ``_push``.
+        self._routes: dict[_Route, Callable[[bytes], _Reply]] = {
             (b"GET", b"/v1/state"): self._state,
             (b"GET", b"/healthz"): self._healthz,
             (b"GET", b"/readyz"): self._readyz,
             (b"GET", b"/metrics"): self._metrics,
         }
+        self._allowed: dict[bytes, str] = {}
+        for method, path in [*self._routes, _PUSH]:
+            known = self._allowed.get(path)
+            self._allowed[path] = f"{known}, {method.decode()}" if known else method.decode()
 
     async def start(self) -> list[tuple[str, int]]:
         """Listen; return the bound addresses (useful with port 0)."""
         # Looked up once: on Python 3.11 every ``get_running_loop()`` is a ``getpid`` syscall.
-        self._loop = asyncio.get_running_loop()
-        uvloop = type(self._loop).__module__.startswith("uvloop")
+        loop = self._loop = asyncio.get_running_loop()
+        uvloop = type(loop).__module__.startswith("uvloop")
         sock = _numeric_listener(self.host, self.port) if uvloop else None
+        factory = functools.partial(_Connection, self)
         if sock is not None:
-            self._server = await asyncio.start_server(self._serve, sock=sock, limit=_READ_CHUNK)
+            self._server = await loop.create_server(factory, sock=sock)
         else:
-            self._server = await asyncio.start_server(
-                self._serve, self.host, self.port, limit=_READ_CHUNK, reuse_address=True
+            self._server = await loop.create_server(
+                factory, self.host, self.port, reuse_address=True
             )
         return [s.getsockname()[:2] for s in self._server.sockets]
 
@@ -163,77 +214,44 @@ class HttpServer:
         server, self._server = self._server, None
         if server is None:
             return
+        self._closing = True
         server.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        # Closing a writer ends its connection's read; cancel only what does not end by itself
-        # (on Python 3.11 asyncio logs a spurious error for each cancelled stream handler).
-        for writer in list(self._connections.values()):
-            writer.close()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=1.0)
-        for task in list(self._connections):
+        for conn in list(self._connections):
+            conn.close()
+        # A push still being handled finishes (its answer has nowhere to go), or is cancelled.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        for task in list(self._tasks):
             task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            assert self._loop is not None
+            self._all_closed = self._loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed, _CLOSE_GRACE)
+            for conn in list(self._connections):  # a peer that does not read its answers
+                conn.abort()
+            await asyncio.sleep(0)
         await server.wait_closed()
 
     # -- connections ----------------------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[task] = writer
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
-        try:
-            while True:
-                self._expect(reader)
-                try:
-                    event = await self._next_event(conn, reader)
-                except TimeoutError:
-                    return
-                if isinstance(event, h11.ConnectionClosed):
-                    return
-                assert isinstance(event, h11.Request)
-                reply = await self._handle(conn, reader, writer, event)
-                self._send(conn, writer, reply)
-                if writer.transport.get_write_buffer_size():
-                    await writer.drain()
-                if reply.close or conn.our_state is h11.MUST_CLOSE:
-                    return
-                conn.start_next_cycle()
-        except h11.RemoteProtocolError as exc:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                status = exc.error_status_hint
-                with contextlib.suppress(Exception):
-                    self._send(
-                        conn, writer, _error(status, "malformed", f"bad HTTP: {exc}", close=True)
-                    )
-                    await asyncio.wait_for(writer.drain(), 1.0)
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("HTTP connection failed on an unexpected error")
-        finally:
-            self._deadlines.pop(reader, None)
-            writer.close()
-            self._connections.pop(task, None)
+    def _expect(self, conn: _Connection) -> None:
+        """Give ``conn`` ``idle_timeout`` s from now to send a whole request head (or body).
 
-    def _expect(self, reader: asyncio.StreamReader) -> None:
-        """Give the connection ``idle_timeout`` s from now to send a whole request head (or body).
-
-        Not a timer per request: ``asyncio.timeout()`` schedules and cancels a timer handle for
-        every head and body. Deadlines only grow, so the one timer, set for the earliest, stays
-        valid; when it fires, a reader past its deadline gets ``TimeoutError`` from its read.
+        Not a timer per request: ``loop.call_at()`` schedules a timer handle for every head and
+        body, and cancelling it costs as much. Deadlines only grow, so the one timer, set for the
+        earliest, stays valid; when it fires, a connection past its deadline is closed.
         """
         loop = self._loop
         assert loop is not None
         deadline = loop.time() + self.idle_timeout
-        self._deadlines[reader] = deadline
-        if self._timer is None and self._server is not None:  # none once closing
+        self._deadlines[conn] = deadline
+        if self._timer is None and not self._closing:
             self._timer = loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
@@ -241,91 +259,42 @@ class HttpServer:
         loop = self._loop
         assert loop is not None
         now = loop.time() + 0.001  # a timer may fire up to the clock's resolution early
-        for reader, deadline in list(self._deadlines.items()):
+        for conn, deadline in list(self._deadlines.items()):
             if deadline <= now:
-                del self._deadlines[reader]
-                reader.set_exception(TimeoutError())
+                del self._deadlines[conn]
+                conn.close()
         if self._deadlines:
             self._timer = loop.call_at(min(self._deadlines.values()), self._expire)
 
-    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Event:
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(_READ_CHUNK))
-                continue
-            if event is h11.PAUSED:
-                return h11.ConnectionClosed()  # the peer sent more than one request at once
-            assert isinstance(event, h11.Event)
-            return event
+    def _lost(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        self._deadlines.pop(conn, None)
+        if not self._connections and self._all_closed is not None:
+            if not self._all_closed.done():
+                self._all_closed.set_result(None)
 
-    async def _read_body(
-        self, conn: h11.Connection, reader: asyncio.StreamReader, limit: int
-    ) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        self._expect(reader)
-        while True:
-            event = await self._next_event(conn, reader)
-            if isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limit:
-                    raise _TooLarge
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                self._deadlines.pop(reader, None)  # answering takes as long as it takes
-                return b"".join(chunks)
-            else:
-                raise h11.RemoteProtocolError("connection closed inside a request body")
-
-    def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, reply: _Reply) -> None:
-        headers = [
-            (b"content-type", reply.content_type),
-            (b"content-length", str(len(reply.body)).encode()),
-        ]
-        if reply.close:
-            headers.append((b"connection", b"close"))
-        events = (
-            h11.Response(status_code=reply.status, headers=headers, reason=_phrase(reply.status)),
-            h11.Data(data=reply.body),
-        )
-        writer.write(
-            b"".join([*(conn.send(e) or b"" for e in events), conn.send(h11.EndOfMessage()) or b""])
-        )
-
-    async def _handle(
-        self,
-        conn: h11.Connection,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        request: h11.Request,
-    ) -> _Reply:
-        path = request.target.partition(b"?")[0]
-        handler = self._routes.get((request.method, path))
-        limit = MAX_BODY_BYTES if handler == self._push else _MAX_OTHER_BODY
-        length = next((v for k, v in request.headers if k == b"content-length"), None)
-        if length is not None and int(length) > limit:  # h11 validated it as digits
-            return self._too_large(handler, length.decode())
-        if conn.they_are_waiting_for_100_continue:
-            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
-        try:
-            body = await self._read_body(conn, reader, limit)
-        except _TooLarge:
-            return self._too_large(handler, "more than that")
+    def _answer(self, route: _Route, body: bytes) -> _Reply:
+        """The answer to a request for any route but the push (none of them waits)."""
+        handler = self._routes.get(route)
         if handler is None:
-            if any(p == path for _, p in self._routes):
-                allowed = ", ".join(m.decode() for m, p in self._routes if p == path)
+            path = route[1]
+            allowed = self._allowed.get(path)
+            if allowed is not None:
                 return _error(405, "method_not_allowed", f"{path.decode()} takes {allowed}")
             return _error(404, "not_found", f"no endpoint {path.decode(errors='replace')}")
         try:
-            return await handler(body)
+            return handler(body)
         except Exception:
-            self.sidecar.metrics.rejected.labels("internal").inc()
-            logger.exception("%s %s failed", request.method.decode(), path.decode())
-            return _error(500, "internal", "the sidecar failed on this request; see its log")
+            return self._failed(route)
 
-    def _too_large(self, handler: object, size: str) -> _Reply:
-        if handler != self._push:
+    def _failed(self, route: _Route) -> _Reply:
+        self.sidecar.metrics.rejected.labels("internal").inc()
+        method, path = route
+        logger.exception("%s %s failed", method.decode(), path.decode())
+        return _error(500, "internal", "the sidecar failed on this request; see its log")
+
+    def _too_large(self, route: _Route, size: str) -> _Reply:
+        if route != _PUSH:
             return _error(413, "too_large", "this endpoint takes no body", close=True)
         error = EnvelopeError("too_large", f"push body of {size} bytes exceeds {MAX_BODY_BYTES}")
         self.sidecar.metrics.rejected.labels(error.reason).inc()
@@ -346,18 +315,282 @@ class HttpServer:
             self.sidecar.metrics.rejected.labels("internal").inc()
             logger.error("push failed: %s", exc)
             return _error(500, "internal", str(exc))
+        except Exception:
+            return self._failed(_PUSH)
         return _json(200, answer)
 
-    async def _state(self, body: bytes) -> _Reply:
+    def _state(self, body: bytes) -> _Reply:
         return _json(200, self.sidecar.state())
 
-    async def _healthz(self, body: bytes) -> _Reply:
+    def _healthz(self, body: bytes) -> _Reply:
         return _text(200, "ok\n")
 
-    async def _readyz(self, body: bytes) -> _Reply:
+    def _readyz(self, body: bytes) -> _Reply:
         if self.sidecar.ready:
             return _text(200, "ready\n")
         return _text(503, f"{self.sidecar.phase.value}\n")
 
-    async def _metrics(self, body: bytes) -> _Reply:
+    def _metrics(self, body: bytes) -> _Reply:
         return _Reply(200, self.sidecar.metrics.render(), CONTENT_TYPE.encode())
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: bytes go to httptools, whose callbacks (the ``on_*`` methods)
+    gather each request; requests are answered in order, from ``_pump``."""
+
+    _transport: asyncio.Transport
+
+    def __init__(self, server: HttpServer) -> None:
+        assert server._loop is not None  # made by ``start``
+        self._server = server
+        self._loop = server._loop
+        self._parser = httptools.HttpRequestParser(self)
+        # The request being parsed.
+        self._url = b""
+        self._length: bytes | None = None
+        self._hosts = 0
+        self._continue = False
+        self._route: _Route = (b"", b"")
+        self._limit = _MAX_OTHER_BODY
+        self._body: list[bytes] = []
+        self._size = 0
+        self._keep_alive = True
+        self._in_message = False  # from its first byte to its end
+        self._in_head = True  # before its head is complete (or before it starts)
+        self._head = 0  # bytes of its head handed to the callbacks (target and headers)
+        # Bytes read while a head was incomplete: bounds what httptools holds of one header.
+        self._unparsed = 0
+        # The connection.
+        self._queue: deque[_Request | _Reply] = deque()  # requests, a refusal, to answer in turn
+        self._task: asyncio.Task[None] | None = None  # the push being handled
+        self._done = False  # takes no more requests: refused, asked to close, or the peer's EOF
+        self._reading = True
+        self._writable = True
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass ``asyncio.Transport``; they have its methods.
+        self._transport = transport = cast(asyncio.Transport, transport)
+        server = self._server
+        if server._closing:
+            self._done = True
+            transport.close()
+            return
+        server._connections.add(self)
+        server._expect(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return  # answering what came before, then closing: the rest is not read
+        busy = self._task is not None
+        if self._in_head:
+            self._unparsed += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            self._callback_failed(exc.__context__)
+        except httptools.HttpParserUpgrade:
+            # Answered (or queued) like any request; what follows is not HTTP: close after it.
+            self._done = True
+            self._pump()
+        except httptools.HttpParserError as exc:
+            self._refuse(_malformed(str(exc)))
+        except Exception:
+            logger.exception("HTTP connection failed on an unexpected error")
+            self.abort()
+            return
+        else:
+            if self._in_head and self._unparsed > _MAX_HEAD:
+                self._refuse(_malformed("request head over 16 KiB", 431))
+        # Back-pressure: stop reading when requests wait their turn, or when bytes came while a
+        # push was being handled (not at once: a push alone would pay two syscalls for it).
+        if self._reading and (self._queue or (busy and self._task is not None)):
+            self._reading = False
+            self._transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        if self._in_message:
+            self._refuse(_malformed("the connection closed inside a request"))
+        self._done = True
+        self._pump()  # closes now, or once what was asked is answered
+        return not self._transport.is_closing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done = True
+        self._queue.clear()
+        self._server._lost(self)
+
+    def pause_writing(self) -> None:
+        self._writable = False
+        if self._reading:
+            self._reading = False
+            self._transport.pause_reading()
+        self._server._expect(self)  # a peer that takes no answers for that long is dropped
+
+    def resume_writing(self) -> None:
+        self._writable = True
+        self._server._deadlines.pop(self, None)
+        self._pump()
+
+    # -- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        self._url = b""
+        self._length = None
+        self._hosts = 0
+        self._continue = False
+        self._head = 0
+        self._body = []
+        self._size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head += len(name) + len(value) + 4
+        name = name.lower()
+        if name == b"content-length":
+            self._length = value
+        elif name == b"host":
+            self._hosts += 1
+        elif name == b"expect":
+            self._continue = value.lower() == b"100-continue"
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self._head > _MAX_HEAD:
+            self._refuse(_malformed("request head over 16 KiB", 431))
+            raise _Stop
+        parser = self._parser
+        version = parser.get_http_version()
+        if self._hosts > 1 or (self._hosts == 0 and version == "1.1"):
+            self._refuse(_malformed("an HTTP/1.1 request needs one Host header"))
+            raise _Stop
+        route = self._route = (parser.get_method(), self._url.partition(b"?")[0])
+        limit = self._limit = MAX_BODY_BYTES if route == _PUSH else _MAX_OTHER_BODY
+        if self._length is not None:
+            try:
+                length = int(self._length)  # llhttp has checked that it is all digits
+            except ValueError:
+                self._refuse(_malformed("bad Content-Length"))
+                raise _Stop from None
+            if length > limit:
+                self._refuse(self._server._too_large(route, self._length.decode()))
+                raise _Stop
+        # As h11 did, no keep-alive for HTTP/1.0 even when asked; and no switching protocols.
+        self._keep_alive = (
+            version == "1.1" and parser.should_keep_alive() and not parser.should_upgrade()
+        )
+        if self._task is None and not self._queue:  # else it waits its turn
+            if self._continue and version == "1.1":
+                self._transport.write(_CONTINUE)
+            self._server._expect(self)  # the body's turn
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._limit:
+            self._refuse(self._server._too_large(self._route, "more than that"))
+            raise _Stop
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        self._in_head = True
+        self._unparsed = 0
+        body = self._body
+        if self._task is None and self._writable and not self._queue:
+            # Answered now, and that takes as long as it takes. (Not while the peer leaves its
+            # answers unread: that connection's deadline stands.)
+            self._server._deadlines.pop(self, None)
+        self._queue.append(
+            _Request(self._route, body[0] if len(body) == 1 else b"".join(body), self._keep_alive)
+        )
+        if not self._keep_alive:
+            self._done = True
+        self._pump()
+        if self._done:
+            raise _Stop
+
+    # -- answering ------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Answer what waits in line until a push must be awaited; then read on, or close."""
+        queue = self._queue
+        while queue and self._task is None and self._writable:
+            item = queue.popleft()
+            if isinstance(item, _Reply):
+                self._send(item, None)  # a refusal: closes
+            elif item.route == _PUSH:
+                task = self._task = self._loop.create_task(self._run(item))
+                self._server._tasks.add(task)
+            else:
+                self._send(self._server._answer(item.route, item.body), item)
+        if self._task is not None or queue or not self._writable or self._transport.is_closing():
+            return
+        if self._done:
+            self.close()  # nothing more will come, and all is answered
+            return
+        if not self._reading:
+            self._reading = True
+            self._transport.resume_reading()
+        self._server._expect(self)  # the next head's turn
+
+    async def _run(self, request: _Request) -> None:
+        """Handle a push (the one route that waits: for the clients' ACKs), then answer on."""
+        try:
+            reply = await self._server._push(request.body)
+        finally:
+            task, self._task = self._task, None
+            if task is not None:
+                self._server._tasks.discard(task)
+        try:
+            self._send(reply, request)
+            self._pump()
+        except Exception:
+            logger.exception("HTTP connection failed on an unexpected error")
+            self.abort()
+
+    def _send(self, reply: _Reply, request: _Request | None) -> None:
+        close = reply.close or request is None or not request.keep_alive
+        transport = self._transport
+        if not transport.is_closing():
+            head_only = request is not None and request.route[0] == b"HEAD"
+            transport.write(_encode(reply, close=close, head_only=head_only))
+        if close:
+            self.close()
+
+    def _refuse(self, reply: _Reply) -> None:
+        """Answer ``reply`` after what was asked before, then close; read nothing more."""
+        if self._done:
+            return
+        self._done = True
+        self._queue.append(reply)
+        self._pump()
+
+    def _callback_failed(self, error: BaseException | None) -> None:
+        if isinstance(error, _Stop):
+            return  # a refusal, queued by the callback that raised it
+        if isinstance(error, httptools.HttpParserError):  # from httptools' own callback code
+            self._refuse(_malformed(str(error)))
+            return
+        logger.error("HTTP request failed on an unexpected error", exc_info=error)
+        self._refuse(_error(500, "internal", "the sidecar failed on this request; see its log"))
+
+    def close(self) -> None:
+        """Close once the answers already written are sent (cut off after ``_CLOSE_GRACE``)."""
+        self._done = True
+        self._queue.clear()
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.close()
+        if transport.get_write_buffer_size():  # the peer has not taken its answers yet
+            self._loop.call_later(_CLOSE_GRACE, transport.abort)
+
+    def abort(self) -> None:
+        self._done = True
+        self._queue.clear()
+        self._transport.abort()

@@ -1,13 +1,16 @@
 """The sidecar's HTTP server holds its limits on raw HTTP: broken requests get 400, huge heads
-431, oversized chunked pushes 413 and a closed connection, unknown paths 404, wrong methods 405;
-kept-alive connections serve several requests; ``Expect: 100-continue`` is honoured; random
-bytes on the TCP port never stop it."""
+431 (whole or trickled in), oversized chunked pushes 413 and a closed connection, unknown paths
+404, wrong methods 405, ``HEAD`` the head of its answer only; kept-alive connections serve
+several requests; pipelined requests are answered in order; ``Expect: 100-continue`` is
+honoured; random bytes on the TCP port never stop it."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
+import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,6 +45,46 @@ def test_huge_head_is_refused(sidecar: SidecarProcess) -> None:
     head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 400_000 + b"\r\n\r\n"
     reply = exchange(sidecar, head)
     assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+
+
+def test_trickled_huge_head_is_refused(sidecar: SidecarProcess) -> None:
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: ")
+        try:
+            for _ in range(64):  # 64 KiB of one header value, 1 KiB a write
+                conn.sendall(b"a" * 1024)
+                time.sleep(0.005)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the end
+        reply = b""
+        try:
+            while data := conn.recv(65536):
+                reply += data
+        except ConnectionResetError:
+            pass
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+
+
+def test_pipelined_requests_are_answered_in_order(sidecar: SidecarProcess) -> None:
+    reply = exchange(
+        sidecar,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
+    assert statuses == [b"200", b"400", b"200", b"404"], reply
+    assert reply.index(b"ok\n") < reply.index(b"malformed") < reply.index(b"ready\n")
+
+
+def test_head_gets_the_head_only(sidecar: SidecarProcess) -> None:
+    reply = exchange(sidecar, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405"), reply
+    assert b"content-length: " in head
+    assert body == b""
+    assert "Traceback" not in sidecar.logs()
 
 
 def test_oversized_chunked_push_is_refused(sidecar: SidecarProcess) -> None:

@@ -1,6 +1,7 @@
 """Idle HTTP connections: a connection that sends no complete request head, or no complete body,
 within the idle timeout is closed without an answer; a kept-alive connection that keeps sending
-requests stays open past the timeout, since each request gets its own; closing the server with
+requests stays open past the timeout, since each request gets its own; a peer that sends
+requests but never reads the answers is dropped after the timeout too; closing the server with
 connections waiting leaves no timer behind. (The HTTP server in-process, on real sockets.)"""
 
 from __future__ import annotations
@@ -68,3 +69,24 @@ async def test_idle_connections_are_closed(tmp_path: Path) -> None:
         await sidecar.aclose(deadline=1.0)
     assert http._timer is None
     waiting[1].close()
+
+
+async def test_a_peer_that_reads_no_answers_is_dropped(tmp_path: Path) -> None:
+    sidecar, http, port = await _server(tmp_path)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # the answers pile up in the server's buffers
+        requests = b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n" * 1000
+        for _ in range(200):
+            writer.write(requests)
+        # The client cannot see the close (it does not read); the server's own count can.
+        async with asyncio.timeout(10 * IDLE):
+            while http._connections:  # noqa: ASYNC110 (no event to wait on)
+                await asyncio.sleep(IDLE / 4)
+        transport.abort()
+    finally:
+        await http.aclose()
+        await sidecar.aclose(deadline=1.0)
+    assert http._timer is None
