@@ -99,6 +99,7 @@ def test_operator_settings_parser_accepts_what_the_chart_renders(chart, scenario
         assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
         assert not config.peering.standalone
         assert config.peering.name == env["HOTCONF_PEERING_NAME"]
+        assert config.peering.lifetime == int(env["HOTCONF_PEERING_LIFETIME"])
     else:
         # One replica, and RBAC without peering rights: kopf must run standalone.
         assert deployment["spec"]["replicas"] == 1
