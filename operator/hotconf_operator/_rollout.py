@@ -218,6 +218,18 @@ class RolloutManager:
 
     # -- the rollout task
 
+    async def _validate(
+        self, ref: ConfigMapRef, snapshot: ConfigSnapshot, annotations: Mapping[str, str]
+    ) -> None:
+        """Validate ``snapshot``'s data with the ConfigMap's schema annotations (ConfigInvalid)."""
+        await validate_configmap(
+            namespace=ref.namespace,
+            name=ref.name,
+            data=snapshot.data,
+            annotations=annotations,
+            fetch_schema=self._fetch_schema,
+        )
+
     async def _recheck(
         self, state: ConfigMapState, snapshot: ConfigSnapshot, annotations: Mapping[str, str]
     ) -> None:
@@ -225,13 +237,7 @@ class RolloutManager:
         (the pods keep it: it is what they run; the next change must pass)."""
         ref = state.ref
         try:
-            await validate_configmap(
-                namespace=ref.namespace,
-                name=ref.name,
-                data=snapshot.data,
-                annotations=annotations,
-                fetch_schema=self._fetch_schema,
-            )
+            await self._validate(ref, snapshot, annotations)
         except ConfigInvalid as exc:
             logger.warning(
                 "ConfigMap %s %s fails its changed schema: %s", ref, snapshot.revision[:19], exc
@@ -258,13 +264,7 @@ class RolloutManager:
         started = time.monotonic()
         ref = state.ref
         try:
-            await validate_configmap(
-                namespace=ref.namespace,
-                name=ref.name,
-                data=snapshot.data,
-                annotations=annotations,
-                fetch_schema=self._fetch_schema,
-            )
+            await self._validate(ref, snapshot, annotations)
         except ConfigInvalid as exc:
             self._metrics.invalid.inc()
             first = exc.problems[0]

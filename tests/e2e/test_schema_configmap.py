@@ -39,11 +39,11 @@ def schema_configmap() -> str:
     )
 
 
-def validation_events(cluster: Any) -> list[str]:
+def validation_events(cluster: Any, reason: str = "ValidationFailed") -> list[str]:
     return [
         e.get("message", "")
         for e in cluster.api.events()
-        if e.get("reason") == "ValidationFailed" and e.get("type") == "Warning"
+        if e.get("reason") == reason and e.get("type") == "Warning"
     ]
 
 
@@ -144,11 +144,7 @@ def test_schema_from_another_configmap(cluster: Any, operator: Any) -> None:
         )
         (message,) = wait_for(
             "SchemaCheckFailed event",
-            lambda: [
-                e.get("message", "")
-                for e in cluster.api.events()
-                if e.get("reason") == "SchemaCheckFailed" and e.get("type") == "Warning"
-            ],
+            lambda: validation_events(cluster, "SchemaCheckFailed"),
         )
         assert "'host' is a required property" in message and "keep it" in message, message
         assert [p.pushes_received() for p in ps] == pushes

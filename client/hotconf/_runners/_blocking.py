@@ -199,10 +199,15 @@ class BlockingRunner(BaseRunner):
                 break
         return coalesce(items)
 
+    @property
+    def _direct(self) -> bool:
+        """Whether the connection thread may begin switch-overs (see the class docstring)."""
+        return self.direct_arrivals and self.options.drain_timeout >= _DIRECT_MIN_DRAIN
+
     def _deliver(self, snapshot: ConfigSnapshot, received_at: float) -> None:
         """On the connection thread: a snapshot arrived. Begin the switch-over here when the
         supervisor only waits (one thread wake-up fewer per config); else queue it."""
-        if self.direct_arrivals and self.options.drain_timeout >= _DIRECT_MIN_DRAIN:
+        if self._direct:
             with self._lock:
                 generation = self._gen
                 if (
@@ -229,10 +234,9 @@ class BlockingRunner(BaseRunner):
                 raise self._first_config_timeout()
             for item in self._next(remaining):
                 self._handle(item)
-        direct = self.direct_arrivals and self.options.drain_timeout >= _DIRECT_MIN_DRAIN
         # Waiting at most drain_timeout keeps a drain begun by the connection thread on time:
         # the wait after the one it interrupts ends exactly at its deadline (see _retire).
-        idle_wait = self.options.drain_timeout if direct else None
+        idle_wait = self.options.drain_timeout if self._direct else None
         while not self._stopping:
             if self._drain is not None or (self._target is not None and self._gen is not None):
                 self._retire()
