@@ -1,10 +1,11 @@
 """A small Kubernetes API client for the few writes and reads kopf does not do for hotconf.
 
 kopf watches and posts Events; hotconf itself needs to merge-patch one annotation on a
-ConfigMap (``_status``), read or create the signing-key Secret (``_signing``), read a schema
-ConfigMap (``_validation``) and list ConfigMaps (``status`` CLI). Credentials come from kopf's
-own login functions (:class:`kopf.ConnectionInfo`: in-cluster service account or
-``$KUBECONFIG``), so the operator and the CLI authenticate exactly like kopf does.
+ConfigMap (``_status``), read or create the signing-key Secret (``_signing``) and read a schema
+ConfigMap (``_validation``). Credentials come from kopf's own login functions
+(:class:`kopf.ConnectionInfo`: in-cluster service account or ``$KUBECONFIG``), so the operator
+authenticates exactly like kopf does. The ``status`` CLI does not use this client: it logs in as
+kubectl does (contexts, exec plugins) through the official ``kubernetes`` client.
 """
 
 from __future__ import annotations
