@@ -54,6 +54,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hotconf_e2e import Api, OperatorProcess, make_key, pods
+from kube_control_plane import AdminClient
 from kube_emulator._process import EmulatorProcess
 
 
@@ -181,7 +182,7 @@ def real_pods(
     """Latency of each round, the CPU each kind of process used in it (from just before the
     PATCH to the end of the pause after the round: the ACKs and status writes included), and
     the latency of the ``warmup`` rounds run first and not counted."""
-    api = Api(emu.url)
+    api = Api(AdminClient(emu.url), "default")
     name = f"bench{count}"
     create_cm(api, name, {"value": "0"})
     pub = make_key(work / f"key{count}.pem")
@@ -292,7 +293,7 @@ class FakeSidecars:
 
 
 async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> dict[str, float]:
-    api = Api(emu.url)
+    api = Api(AdminClient(emu.url), "default")
     pub = make_key(work / "fanout.pem")
     fakes = FakeSidecars(pub.encode())
     create_cm(api, "fanout", {"value": "0"})

@@ -1,4 +1,9 @@
-"""Shared pytest setup: the real control plane (tests/support/kube_control_plane) and the
-emulated Kubernetes API (tests/support/kube_emulator), each as fixtures."""
+"""Shared pytest setup: the real control plane (tests/support/kube_control_plane), the chart
+installed on it (tests/support/hotconf_e2e/fixtures.py) and the emulated Kubernetes API
+(tests/support/kube_emulator), each as fixtures."""
 
-pytest_plugins = ["kube_control_plane.pytest_plugin", "kube_emulator.pytest_plugin"]
+pytest_plugins = [
+    "kube_control_plane.pytest_plugin",
+    "hotconf_e2e.fixtures",
+    "kube_emulator.pytest_plugin",
+]

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_client_gone_during_ack_wait(cluster: Any, operator: Any) -> None:
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
     with pods(cluster.api, cluster.workdir, 2, configmap="app",
               public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip

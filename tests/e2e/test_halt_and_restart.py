@@ -38,7 +38,7 @@ def late_pod(cluster: Any, name: str, ip: str) -> Pod:
 def test_halted_rollout_survives_a_restart(cluster: Any) -> None:
     op = cluster.operator()
     late: list[Pod] = []
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}, annotations=STAGED))  # fmt: skip
     try:
         with pods(cluster.api, cluster.workdir, 3, configmap="app",

@@ -25,7 +25,7 @@ def status(cluster) -> dict[str, object]:
 
 def test_values_never_reach_the_logs(cluster, operator):
     manifest = configmap_manifest("app", {"value": "one", "db.yaml": f"pw: {SECRET}"})
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-", stdin=manifest)
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", stdin=manifest)
     options = {"public_key_pem": cluster.public_key_pem, "sidecar_log_level": "DEBUG"}
     with pods(cluster.api, cluster.workdir, 1, configmap="app", **options) as [pod]:
         wait_for("first config", lambda: (pod.current() or {}).get("value") == "one")

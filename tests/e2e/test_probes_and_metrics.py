@@ -41,7 +41,7 @@ def test_healthz_and_metrics_after_rollouts(cluster: Any) -> None:
                 return False
 
         wait_for("/healthz answers", alive)
-        kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+        kubectl(cluster.kubeconfig, "apply", "-f", "-",
                 stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
         with pods(cluster.api, cluster.workdir, 2, configmap="app",
                   public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip

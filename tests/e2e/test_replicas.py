@@ -40,11 +40,16 @@ def values(ps: list[Any]) -> list[Any]:
     return [p.current().get("value") for p in ps]
 
 
-def test_two_replicas_push_once_and_fail_over(cluster: Any) -> None:
-    cluster.api.request("POST", PEERING, {
-        "apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
-        "metadata": {"name": "hotconf"}})  # fmt: skip
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+def test_two_replicas_push_once_and_fail_over(
+    cluster: Any, chart_release_ha: Any, tmp_path: Any
+) -> None:
+    # The replicas run as the HA release's ServiceAccount: its rights include the peering object
+    # the chart created (ClusterKopfPeering "hotconf").
+    assert cluster.api.request("GET", f"{PEERING}/hotconf")["metadata"]["name"] == "hotconf"
+    cluster.operator_kubeconfig = chart_release_ha.operator_kubeconfig(
+        tmp_path / "operator-ha.kubeconfig", namespace=cluster.namespace
+    )
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
     # B starts alone and works; A (higher priority) joins later and B pauses, knowing "one".
     b = cluster.operator(

@@ -28,7 +28,7 @@ def assert_clean(cm: dict[str, Any]) -> None:
 
 
 def test_patch_reaches_every_worker(cluster, operator):
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one", "app.yaml": "a: 1\n"}))  # fmt: skip
     with pods(cluster.api, cluster.workdir, 3, configmap="app",
               public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip
@@ -59,7 +59,7 @@ def test_patch_reaches_every_worker(cluster, operator):
             3,
             3,
         )
-        table = kubectl(cluster.kubeconfig, "hotconf", "status", "-n", "default", "app")
+        table = kubectl(cluster.kubeconfig, "hotconf", "status", "-n", cluster.namespace, "app")
         header, line = table.splitlines()
         assert header.split()[:8] == [
             "NAMESPACE",
@@ -72,7 +72,7 @@ def test_patch_reaches_every_worker(cluster, operator):
             "TOTAL",
         ]
         assert line.split()[:8] == [
-            "default",
+            cluster.namespace,
             "app",
             revision[7:19],
             "complete",
@@ -84,7 +84,7 @@ def test_patch_reaches_every_worker(cluster, operator):
 
 
 def test_invalid_configmap_reaches_no_pod(cluster, operator):
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one", "app.yaml": "a: 1\n"}))  # fmt: skip
     with pods(cluster.api, cluster.workdir, 2, configmap="app",
               public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip
@@ -112,7 +112,7 @@ def test_invalid_configmap_reaches_no_pod(cluster, operator):
 
 
 def test_one_mebibyte_configmap_rolls_out(cluster, operator):
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("big", {"value": "small"}))  # fmt: skip
     with pods(cluster.api, cluster.workdir, 2, configmap="big",
               public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip

@@ -33,7 +33,7 @@ def schema_configmap() -> str:
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "app-schema", "namespace": "default"},
+            "metadata": {"name": "app-schema"},
             "data": {"app.schema.json": json.dumps(SCHEMA)},
         }
     )
@@ -48,8 +48,8 @@ def validation_events(cluster: Any, reason: str = "ValidationFailed") -> list[st
 
 
 def test_schema_from_another_configmap(cluster: Any, operator: Any) -> None:
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-", stdin=schema_configmap())
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", stdin=schema_configmap())
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one", "app.yaml": "port: 8080\n"},
                                      annotations=ANNOTATIONS))  # fmt: skip
     with pods(cluster.api, cluster.workdir, 2, configmap="app",
@@ -105,7 +105,8 @@ def test_schema_from_another_configmap(cluster: Any, operator: Any) -> None:
             lambda: (s := cluster.api.status_of("app")) and s["phase"] == "invalid" and s,
         )
         assert "app.yaml" in status["message"], status
-        assert "default/nope" in status["message"] and "does not exist" in status["message"], status
+        assert f"{cluster.namespace}/nope" in status["message"], status
+        assert "does not exist" in status["message"], status
         cluster.api.patch_cm(
             "app",
             {
@@ -120,7 +121,7 @@ def test_schema_from_another_configmap(cluster: Any, operator: Any) -> None:
             lambda: (s := cluster.api.status_of("app")) and s["phase"] == "invalid"
             and "other.json" in s["message"] and s,
         )  # fmt: skip
-        assert "default/app-schema has no key other.json" in status["message"], status
+        assert f"{cluster.namespace}/app-schema has no key other.json" in status["message"], status
         assert [p.current().get("value") for p in ps] == ["three"] * 2
 
         # Only the annotation is fixed: the same data is validated again, passes, rolls out.

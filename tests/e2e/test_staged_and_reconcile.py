@@ -28,7 +28,7 @@ def values(ps: list[Pod]) -> list[Any]:
 
 
 def test_staged_rollout_halts_on_nack(cluster: Any, operator: Any) -> None:
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}, annotations=STAGED))  # fmt: skip
     with pods(cluster.api, cluster.workdir, 4, configmap="app",
               public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip
@@ -61,7 +61,7 @@ def test_staged_rollout_halts_on_nack(cluster: Any, operator: Any) -> None:
 
 def test_new_pod_catches_up_and_restart_is_quiet(cluster: Any) -> None:
     op = cluster.operator()
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
     try:
         with pods(cluster.api, cluster.workdir, 2, configmap="app",

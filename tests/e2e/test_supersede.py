@@ -35,7 +35,7 @@ def held(pod: Pod) -> str | None:
 def test_newer_revision_supersedes_a_blocked_rollout(cluster: Any, operator: Any) -> None:
     b = compute_revision({"value": "two"})
     c = compute_revision({"value": "three"})
-    kubectl(cluster.kubeconfig, "apply", "--validate=false", "-f", "-",
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}, annotations=STAGED))  # fmt: skip
     with pods(cluster.api, cluster.workdir, 3, configmap="app",
               public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip

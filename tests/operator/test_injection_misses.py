@@ -1,4 +1,4 @@
-"""Injection misses are visible: the real ``hotconf-operator``, watching the emulated API, notices
+"""Injection misses are visible: the real ``hotconf-operator``, watching the API server, notices
 pods annotated ``hotconf.dev/inject: "true"`` that were admitted without the sidecar (as the API
 server does with ``failurePolicy: Ignore`` while the webhook is down), Running with an IP or still
 Pending, posts one ``SidecarNotInjected`` Warning Event on each saying how to fix it, and counts
@@ -13,28 +13,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hotconf_e2e import wait_for
+from hotconf_e2e import running_status, wait_for
 from hotconf_e2e.webhook import Operator, make_pod, running_operator
 
 
 @pytest.fixture
-def operator(tmp_path: Path) -> Iterator[Operator]:
-    with running_operator(tmp_path, "--sidecar-image", "registry.example/hotconf:1") as running:
+def operator(
+    tmp_path: Path, control_plane: Any, chart_release: Any, kube_namespace: str
+) -> Iterator[Operator]:
+    with running_operator(
+        tmp_path, "--sidecar-image", "registry.example/hotconf:1",
+        control_plane=control_plane, release=chart_release, namespace=kube_namespace,
+    ) as running:  # fmt: skip
         yield running
 
 
-def pod(name: str, annotations: dict[str, str], **status: Any) -> dict[str, Any]:
+def pod(name: str, annotations: dict[str, str]) -> dict[str, Any]:
     body = make_pod(annotations)
     body["metadata"]["name"] = name
-    body["metadata"]["namespace"] = "default"
-    body["status"] = status
+    del body["metadata"]["namespace"]  # the test's own
     return body
 
 
 def miss_events(operator: Operator) -> dict[str, dict[str, Any]]:
     return {
         e["involvedObject"]["name"]: e
-        for e in operator.api.events("default")
+        for e in operator.api.events()
         if e.get("reason") == "SidecarNotInjected"
     }
 
@@ -48,10 +52,9 @@ def test_pods_admitted_without_the_sidecar_get_an_event_and_are_counted(
     api.create_pod(injected)
     api.create_pod(pod("not-asking", {"hotconf.dev/configmaps": "web-config"}))
     # Admitted while the webhook was down: annotated, no sidecar.
-    api.create_pod(
-        pod("missed-running", {"hotconf.dev/inject": "true"}, phase="Running", podIP="127.0.0.9")
-    )
-    owned = pod("missed-pending", {"hotconf.dev/inject": "true"}, phase="Pending")
+    api.create_pod(pod("missed-running", {"hotconf.dev/inject": "true"}))
+    api.set_pod_status("missed-running", running_status("127.0.0.9"))  # as a kubelet would
+    owned = pod("missed-pending", {"hotconf.dev/inject": "true"})  # Pending: no kubelet took it
     owned["metadata"]["ownerReferences"] = [
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "rs-1"}
     ]

@@ -1,5 +1,5 @@
 """The real ``hotconf-operator`` serves the injection webhook: AdmissionReview requests sent over
-HTTPS to the operator process (against the emulated API, with its signing key, webhook port and
+HTTPS to the operator process (on the test control plane, with its signing key, webhook port and
 certificate directory) come back with a JSON patch that, applied to the pod, injects the sidecar
 carrying the public half of the operator's own signing key and the resources from
 ``--sidecar-resources``, listening on ``--sidecar-port`` or the pod's own ``hotconf.dev/port``
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hotconf_e2e.webhook import Operator, Webhook, make_pod, running_operator
@@ -22,12 +23,16 @@ RESOURCES = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": 
 
 
 @pytest.fixture(scope="module")
-def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+def operator(
+    tmp_path_factory: pytest.TempPathFactory, control_plane: Any, chart_release: Any
+) -> Iterator[Operator]:
     with running_operator(
         tmp_path_factory.mktemp("webhook"),
         "--sidecar-image", "registry.example/hotconf:1",
         "--sidecar-resources", json.dumps(RESOURCES),
         "--sidecar-port", "8795",
+        control_plane=control_plane,
+        release=chart_release,
     ) as running:  # fmt: skip
         yield running
 
@@ -103,9 +108,9 @@ def test_malformed_reviews_never_inject(webhook: Webhook, body: bytes) -> None:
 
 
 def test_without_a_sidecar_image_nothing_is_injected_and_the_review_says_why(
-    tmp_path: Path,
+    tmp_path: Path, control_plane: Any, chart_release: Any
 ) -> None:
-    with running_operator(tmp_path) as operator:
+    with running_operator(tmp_path, control_plane=control_plane, release=chart_release) as operator:
         pod = make_pod({"hotconf.dev/inject": "true"})
         response, same = operator.hook.admit(pod)
         assert "patch" not in response and same == pod

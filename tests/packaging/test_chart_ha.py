@@ -12,16 +12,18 @@ Proves, for the ha-* scenarios in charts/hotconf/ci/:
   affinity; a PodDisruptionBudget keeps one of them through voluntary disruptions;
 - with replicaCount 1 (every other scenario, and an ha-* scenario with replicaCount set back to
   1) none of it is rendered: no peering object, rights, budget or anti-affinity, standalone on;
-- the HA render, CRDs first, applies to the emulated API with kubectl (twice, unchanged), and
-  two real hotconf-operator processes given the rendered environment peer through the objects the
-  chart created, cluster-wide and per namespace: the one of lower priority pauses, both records
-  are in each object's status, and they did it with only the chart's rights (an RBAC-enforcing
-  proxy refused nothing), using every verb granted on peerings (list, watch, patch of the one
-  object).
+- the HA chart installs with helm on the test control plane (CRDs first) and upgrades without
+  touching the shared peering object; two real hotconf-operator processes given the installed
+  Deployment's environment, authenticated as the chart's ServiceAccount, peer through the objects
+  the chart created, cluster-wide and per namespace: the one of lower priority pauses, both
+  records are in each object's status, and the API server's audit log shows they did it with
+  only the chart's rights (nothing refused), using every verb granted on peerings (list, watch,
+  patch of the one object) and no other cluster-scoped request when namespaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,8 +36,8 @@ from typing import Any
 import pytest
 import yaml
 from hotconf_e2e import free_port, make_key
-from kube_emulator import write_kubeconfig
-from rbac_proxy import Access, Grant, RbacProxy, parse_access
+from hotconf_e2e.chart import CHART, helm, install_chart
+from kube_control_plane import ApiError
 
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}
 HA_SCENARIOS = ["ha-values.yaml", "ha-namespaced-values.yaml"]
@@ -229,46 +231,31 @@ def test_bad_ha_values_fail(chart, setting: str, complaint: str) -> None:
     assert complaint in result.stderr
 
 
-def test_ha_render_applies_to_the_emulated_api(chart, kubectl) -> None:
-    result = chart.template("--include-crds", "--values", str(chart.path / "ci" / "ha-values.yaml"))
-    assert result.returncode == 0, result.stderr
-    kubectl("create", "ns", chart.namespace)
-    args = ("apply", "--validate=false", "-n", chart.namespace, "-f", "-")
-    first = kubectl(*args, input=result.stdout).stdout
-    for name in (
-        "customresourcedefinition.apiextensions.k8s.io/clusterkopfpeerings.kopf.dev",
-        "customresourcedefinition.apiextensions.k8s.io/kopfpeerings.kopf.dev",
-        "clusterkopfpeering.kopf.dev/hotconf",
-        "poddisruptionbudget.policy/hotconf",
-        "deployment.apps/hotconf",
-    ):
-        assert f"{name} created" in first, first
-    second = kubectl(*args, input=result.stdout).stdout
-    assert "created" not in second, second
-    assert "clusterkopfpeering.kopf.dev/hotconf unchanged" in second
+def test_ha_release_installs_and_upgrades_unchanged(chart_release_ha, control_plane) -> None:
+    # `helm install` with ci/ha-values.yaml (the session's chart_release_ha): CRDs from crds/
+    # first, then the peering object, budget and Deployment, all accepted by the API server.
+    admin, ns = control_plane.admin, chart_release_ha.namespace
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    for name in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
+        assert admin.request("GET", f"{crds}/{name}")["spec"]["group"] == "kopf.dev"
+    peering = admin.request("GET", "/apis/kopf.dev/v1/clusterkopfpeerings/hotconf")
+    admin.request("GET", f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/hotconf-ha")
+    deployment = admin.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/hotconf-ha")
+    assert deployment["spec"]["replicas"] == 3
+    # An upgrade with the same values changes nothing that the replicas share.
+    helm(control_plane.kubeconfig, "upgrade", chart_release_ha.name, str(CHART), "-n", ns,
+         "-f", str(CHART / "ci" / "ha-values.yaml"), "--set", "webhook.enabled=false")  # fmt: skip
+    again = admin.request("GET", "/apis/kopf.dev/v1/clusterkopfpeerings/hotconf")
+    assert again["metadata"]["resourceVersion"] == peering["metadata"]["resourceVersion"]
 
 
-def grants_of(manifests) -> list[Grant]:
-    """The rules the chart binds to the operator's ServiceAccount, as the RBAC proxy takes them."""
-    account = manifests.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
-
-    def bound(binding) -> bool:
-        return any(
-            s["kind"] == "ServiceAccount" and s["name"] == account for s in binding["subjects"]
-        )
-
-    grants = []
-    for kind, binding_kind in (("ClusterRole", "ClusterRoleBinding"), ("Role", "RoleBinding")):
-        for binding in filter(bound, manifests.of_kind(binding_kind)):
-            namespace = binding["metadata"].get("namespace")
-            (role,) = [
-                r
-                for r in manifests.of_kind(kind)
-                if r["metadata"]["name"] == binding["roleRef"]["name"]
-                and r["metadata"].get("namespace") == namespace
-            ]
-            grants += [Grant(namespace=namespace, rule=rule) for rule in role["rules"]]
-    return grants
+def deployment_env(control_plane, release) -> dict[str, str]:
+    """The operator container's literal env, as the installed Deployment holds it."""
+    path = f"/apis/apps/v1/namespaces/{release.namespace}/deployments/{release.name}"
+    container = control_plane.admin.request("GET", path)["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
 
 
 def start_replica(env: dict[str, str], priority: int, log: Path) -> subprocess.Popen[bytes]:
@@ -299,91 +286,92 @@ def wait_for(what: str, check, timeout: float = 30.0) -> None:
     pytest.fail(f"timed out waiting for: {what}")
 
 
-def records(kubectl, manifests) -> dict[str, dict[str, Any]]:
-    """Live replica records in each peering object the chart made: {"<ns>/<id>": record}."""
+def records(control_plane, peerings: list[str]) -> dict[str, dict[str, Any]]:
+    """Live replica records in each peering object (API paths): {"<path>/<id>": record}."""
     found = {}
-    for peering in (m for m in manifests if m["apiVersion"] == "kopf.dev/v1"):
-        namespace = peering["metadata"].get("namespace")
-        where = ("-n", namespace) if namespace else ()
-        kind, name = peering["kind"].lower(), peering["metadata"]["name"]
-        body = yaml.safe_load(kubectl("get", kind, name, *where, "-o", "yaml").stdout)
+    for path in peerings:
+        body = control_plane.admin.request("GET", path)
         for replica, record in (body.get("status") or {}).items():
             if record and record.get("lifetime", 1) > 0:
-                found[f"{namespace}/{replica}"] = record
+                found[f"{path}/{replica}"] = record
     return found
 
 
-def test_the_rbac_proxy_refuses_what_the_rules_do_not_grant(chart) -> None:
-    # Proves the proxy below can fail: the chart grants no get on peerings, nor patch elsewhere.
-    grants = grants_of(render_ha(chart, "ha-values.yaml"))
-    proxy = RbacProxy("http://127.0.0.1:1", grants)
-    peering = ("kopf.dev", "clusterkopfpeerings", None)
-    assert proxy.allows(Access("patch", *peering, "hotconf"))
-    assert not proxy.allows(Access("get", *peering, "hotconf"))
-    assert not proxy.allows(Access("patch", *peering, "another-operator"))
-    assert not proxy.allows(Access("list", "", "secrets", "hotconf-system", None))
-    assert parse_access("GET", "/apis/kopf.dev/v1/clusterkopfpeerings", {"watch": "true"}) == (
-        Access("watch", *peering, None)
+@pytest.fixture
+def ha_namespaced_release(control_plane):
+    """ci/ha-namespaced-values.yaml installed: KopfPeerings in team-a and team-b."""
+    for namespace in ("team-a", "team-b"):
+        with contextlib.suppress(ApiError):  # another test of this session made them
+            control_plane.create_namespace(namespace)
+    return install_chart(
+        control_plane,
+        release="hotconf-team",
+        namespace="hotconf-team",
+        values_files=[CHART / "ci" / "ha-namespaced-values.yaml"],
+        values={"webhook.enabled": "false"},
     )
 
 
 @pytest.mark.parametrize("scenario", HA_SCENARIOS)
 def test_two_replicas_peer_with_only_the_charts_rights(
-    chart, kubectl, kube_emulator_process, tmp_path: Path, scenario: str
+    request, control_plane, tmp_path: Path, scenario: str
 ) -> None:
-    # The render applied to the emulator (CRDs first, as helm does with crds/).
-    values = str(chart.path / "ci" / scenario)
-    manifests = render_ha(chart, scenario)
-    env = operator_env(manifests)
-    for namespace in [chart.namespace, *filter(None, env.get("HOTCONF_NAMESPACES", "").split(","))]:
-        kubectl("create", "ns", namespace)
-    rendered = chart.template("--include-crds", "--values", values)
-    kubectl("apply", "--validate=false", "-f", "-", input=rendered.stdout)
-    # Two replicas with the rendered environment, through a proxy that enforces the chart's
-    # rules for their ServiceAccount. Stand-ins for what only a cluster gives: a key file, free
-    # ports, no webhook (no certificate here), the proxy's kubeconfig; debug logs, where kopf
-    # says that it pauses.
+    release = request.getfixturevalue(
+        "chart_release_ha" if scenario == "ha-values.yaml" else "ha_namespaced_release"
+    )
+    env = deployment_env(control_plane, release)
+    name = env["HOTCONF_PEERING_NAME"]
+    namespaces = [n for n in env.get("HOTCONF_NAMESPACES", "").split(",") if n]
+    peerings = (
+        [f"/apis/kopf.dev/v1/namespaces/{n}/kopfpeerings/{name}" for n in namespaces]
+        if namespaces
+        else [f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}"]
+    )
+    # Two replicas with the installed Deployment's environment, authenticated as the chart's
+    # ServiceAccount (a TokenRequest token): the API server enforces exactly the chart's RBAC.
+    # Stand-ins for what only a cluster gives: a key file, free ports, no webhook; debug logs,
+    # where kopf says that it pauses.
     key = tmp_path / "private.pem"
     make_key(key)
+    kubeconfig = release.operator_kubeconfig(tmp_path / "kubeconfig")
     logs = [tmp_path / "replica-low.log", tmp_path / "replica-high.log"]
     procs: list[subprocess.Popen[bytes]] = []
-    grants = grants_of(manifests)
-    with RbacProxy(kube_emulator_process.url, grants) as proxy:
-        kubeconfig = tmp_path / "kubeconfig"
-        write_kubeconfig(kubeconfig, proxy.url)
-        replica_env = {
-            **env,
-            "HOTCONF_SIGNING_KEY_FILE": str(key),
-            "HOTCONF_WEBHOOK_PORT": "0",
-            "HOTCONF_LOG_LEVEL": "debug",
-            "PATH": os.environ["PATH"],
-            "KUBECONFIG": str(kubeconfig),
-        }
-        replica_env.pop("HOTCONF_WEBHOOK_CERT_DIR")
-        peerings = len([m for m in manifests if m["apiVersion"] == "kopf.dev/v1"])
-        try:
-            for priority, log in zip((10, 20), logs, strict=True):
-                ports = {"HOTCONF_HEALTH_PORT": str(free_port())}
-                ports["HOTCONF_METRICS_PORT"] = str(free_port())
-                procs.append(start_replica({**replica_env, **ports}, priority, log))
-                count = peerings * len(procs)
-                wait_for(f"{count} records", lambda n=count: len(records(kubectl, manifests)) == n)
-            wait_for(
-                "the lower replica pauses",
-                lambda: "Pausing operations in favour of" in logs[0].read_text(errors="replace"),
-            )
-            assert "Pausing operations" not in logs[1].read_text(errors="replace")
-        finally:
-            codes = [stop(proc) for proc in procs]
-        assert codes == [0, 0], [log.read_text(errors="replace")[-3000:] for log in logs]
-        # Nothing the replicas asked for was refused, and every right on peerings was used.
-        assert proxy.denied == []
-        # Given namespaces, the operator makes no cluster-scoped request (kopf's scanning is
-        # off); cluster-wide it never reads namespaces.
-        if "HOTCONF_NAMESPACES" in env:
-            assert [a for a in proxy.seen if a.namespace is None] == []
-        assert [a for a in proxy.seen if a.resource == "namespaces"] == []
-        used = {(a.verb, a.name) for a in proxy.seen if a.group == "kopf.dev"}
-        name = env["HOTCONF_PEERING_NAME"]
-        assert {verb for verb, _ in used} == {"list", "watch", "patch"}
-        assert {n for verb, n in used if verb == "patch"} == {name}
+    replica_env = {
+        **env,
+        "HOTCONF_SIGNING_KEY_FILE": str(key),
+        "HOTCONF_WEBHOOK_PORT": "0",
+        "HOTCONF_LOG_LEVEL": "debug",
+        "PATH": os.environ["PATH"],
+        "KUBECONFIG": str(kubeconfig),
+    }
+    replica_env.pop("HOTCONF_WEBHOOK_CERT_DIR", None)
+    already = len(control_plane.audit_events(release.username))
+    try:
+        for priority, log in zip((10, 20), logs, strict=True):
+            ports = {"HOTCONF_HEALTH_PORT": str(free_port())}
+            ports["HOTCONF_METRICS_PORT"] = str(free_port())
+            procs.append(start_replica({**replica_env, **ports}, priority, log))
+            count = len(peerings) * len(procs)
+            wait_for(f"{count} records", lambda n=count: len(records(control_plane, peerings)) >= n)
+        wait_for(
+            "the lower replica pauses",
+            lambda: "Pausing operations in favour of" in logs[0].read_text(errors="replace"),
+        )
+        assert "Pausing operations" not in logs[1].read_text(errors="replace")
+    finally:
+        codes = [stop(proc) for proc in procs]
+    assert codes == [0, 0], [log.read_text(errors="replace")[-3000:] for log in logs]
+    # What the replicas asked, from the API server's audit log: nothing refused, every right on
+    # peerings used, and nothing beyond them.
+    asked = [e for e in control_plane.audit_events(release.username)[already:] if "objectRef" in e]
+    refused = [(e["verb"], e["requestURI"]) for e in asked if e["responseStatus"]["code"] == 403]
+    assert refused == []
+    # Given namespaces, the operator makes no cluster-scoped request (kopf's scanning is off);
+    # cluster-wide it never reads namespaces.
+    if namespaces:
+        assert [e["requestURI"] for e in asked if "namespace" not in e["objectRef"]] == []
+    assert [e["requestURI"] for e in asked if e["objectRef"].get("resource") == "namespaces"] == []
+    used = {(e["verb"], e["objectRef"].get("name")) for e in asked
+            if e["objectRef"].get("apiGroup") == "kopf.dev"}  # fmt: skip
+    assert {verb for verb, _ in used} == {"list", "watch", "patch"}
+    assert {n for verb, n in used if verb == "patch"} == {name}

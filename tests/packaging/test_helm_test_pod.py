@@ -23,11 +23,15 @@ def ports() -> dict[str, int]:
 
 
 @pytest.fixture
-def operator(tmp_path: Path, ports: dict[str, int]) -> Iterator[Operator]:
+def operator(
+    tmp_path: Path, ports: dict[str, int], control_plane: Any, chart_release: Any
+) -> Iterator[Operator]:
     with running_operator(
         tmp_path,
         "--health-port", str(ports["health"]),
         "--metrics-port", str(ports["metrics"]),
+        control_plane=control_plane,
+        release=chart_release,
     ) as running:  # fmt: skip
         yield running
 

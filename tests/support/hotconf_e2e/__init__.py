@@ -27,11 +27,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kube_control_plane import AdminClient
 
 BIN = Path(sys.executable).parent
 SUPPORT = Path(__file__).resolve().parent.parent
 REPO = SUPPORT.parent.parent
-KUBECTL = REPO / ".tools" / "bin" / "kubectl"
+KUBECTL = REPO / ".tools" / "bin" / "kubectl-1.33"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -61,50 +62,83 @@ def _env() -> dict[str, str]:
 
 
 class Api:
-    """Plain HTTP to the emulator (it needs no authentication)."""
+    """The test's view of the API server: JSON over HTTPS as the admin, in one namespace.
 
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
+    Methods take ``namespace=None`` for the test's own namespace (``self.namespace``)."""
+
+    def __init__(self, client: AdminClient, namespace: str) -> None:
+        self.client = client
+        self.url = client.url
+        self.namespace = namespace
 
     def request(
         self, method: str, path: str, body: Any = None, ctype: str = "application/json"
     ) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", ctype)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
+        return self.client.request(method, path, body, content_type=ctype)
 
-    def get_cm(self, name: str, namespace: str = "default") -> dict[str, Any]:
+    def _ns(self, namespace: str | None) -> str:
+        return namespace or self.namespace
+
+    def get_cm(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+            "GET", f"/api/v1/namespaces/{self._ns(namespace)}/configmaps/{name}"
         )
         return result
 
-    def patch_cm(self, name: str, patch: Mapping[str, Any], namespace: str = "default") -> None:
+    def patch_cm(self, name: str, patch: Mapping[str, Any], namespace: str | None = None) -> None:
         self.request(
             "PATCH",
-            f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+            f"/api/v1/namespaces/{self._ns(namespace)}/configmaps/{name}",
             patch,
             "application/merge-patch+json",
         )
 
-    def status_of(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+    def status_of(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         annotations = self.get_cm(name, namespace)["metadata"].get("annotations") or {}
         raw = annotations.get("hotconf.dev/status")
         return json.loads(raw) if raw else None
 
-    def events(self, namespace: str = "default") -> list[dict[str, Any]]:
-        return list(self.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"])
+    def events(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        path = f"/api/v1/namespaces/{self._ns(namespace)}/events"
+        return list(self.request("GET", path)["items"])
 
-    def create_pod(self, body: Mapping[str, Any], namespace: str = "default") -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+    def create_pod(self, body: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        path = f"/api/v1/namespaces/{self._ns(namespace)}/pods"
+        result: dict[str, Any] = self.request("POST", path, body)
         return result
 
-    def delete_pod(self, name: str, namespace: str = "default") -> None:
-        self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}")
+    def set_pod_status(
+        self, name: str, status: Mapping[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Write a pod's status as the kubelet would (there is none here)."""
+        result: dict[str, Any] = self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{self._ns(namespace)}/pods/{name}/status",
+            {"status": dict(status)},
+            "application/merge-patch+json",
+        )
+        return result
+
+    def delete_pod(self, name: str, namespace: str | None = None) -> None:
+        self.request(
+            "DELETE", f"/api/v1/namespaces/{self._ns(namespace)}/pods/{name}?gracePeriodSeconds=0"
+        )
+
+
+def running_status(ip: str) -> dict[str, Any]:
+    """The status a kubelet writes for a started, ready pod on ``ip``."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "phase": "Running",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "hostIP": "127.0.0.1",
+        "startTime": now,
+        "conditions": [
+            {"type": kind, "status": "True", "lastTransitionTime": now}
+            for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ],
+    }
 
 
 def make_key(path: Path) -> str:
@@ -156,7 +190,7 @@ class Pod:
         ip: str,
         configmap: str,
         public_key_pem: str,
-        namespace: str = "default",
+        namespace: str | None = None,
         worker: bool = True,
         sidecar_log_level: str = "WARNING",
         shared_report: Path | None = None,
@@ -166,7 +200,7 @@ class Pod:
         self.sidecar_log_level = sidecar_log_level
         self.name = name
         self.ip = ip
-        self.namespace = namespace
+        self.namespace = namespace or api.namespace
         self.configmap = configmap
         self.uid = str(uuid.uuid4())
         self.port = free_port(ip)
@@ -226,27 +260,29 @@ class Pod:
             self.worker = subprocess.Popen(args, env=env, stdout=log, stderr=log)
 
     def create_object(self) -> None:
-        self.api.create_pod(
+        """Create the Pod object, then write its status as a kubelet would: Running, Ready,
+        ``status.podIP`` = this pod's 127.0.0.x."""
+        got = self.api.create_pod(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {
                     "name": self.name,
                     "namespace": self.namespace,
-                    "uid": self.uid,
                     "annotations": {
                         "hotconf.dev/configmaps": self.configmap,
                         "hotconf.dev/port": str(self.port),
                     },
                 },
-                "spec": {"containers": [{"name": "app", "image": "example/app"}]},
-                "status": {"phase": "Running", "podIP": self.ip},
+                "spec": {
+                    "containers": [{"name": "app", "image": "example/app"}],
+                    "automountServiceAccountToken": False,
+                },
             },
             self.namespace,
         )
-        got = self.api.request("GET", f"/api/v1/namespaces/{self.namespace}/pods/{self.name}")
-        # The emulator may assign its own uid; the sidecar must know the one the operator sees.
         self.uid_in_api = got["metadata"]["uid"]
+        self.api.set_pod_status(self.name, running_status(self.ip), self.namespace)
 
     def start(self) -> Pod:
         """Create the Pod object (to learn its uid), then start sidecar and worker."""
@@ -390,7 +426,7 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    """Run kubectl 1.20 as a user would (``--validate=false`` where the emulator needs it)."""
+    """Run kubectl 1.33 as a user would, with the test's kubeconfig (and its namespace)."""
     result = subprocess.run(
         [str(KUBECTL), *args],
         input=stdin,
@@ -415,20 +451,18 @@ def configmap_manifest(
     data: Mapping[str, str],
     *,
     annotations: Mapping[str, str] | None = None,
-    namespace: str = "default",
+    namespace: str | None = None,
 ) -> str:
+    """A labelled ConfigMap as JSON; without ``namespace``, kubectl's context namespace."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "labels": {"hotconf.dev/enabled": "true"},
+        "annotations": dict(annotations or {}),
+    }
+    if namespace:
+        metadata["namespace"] = namespace
     return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {"hotconf.dev/enabled": "true"},
-                "annotations": dict(annotations or {}),
-            },
-            "data": dict(data),
-        }
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
     )
 
 

@@ -1,9 +1,10 @@
 """Helpers for tests of the injection webhook served by the real ``hotconf-operator``.
 
-:func:`running_operator` starts the emulator and the operator with its webhook on a free port and
-a self-signed certificate; :class:`Webhook` posts AdmissionReviews to it over HTTPS and applies
-the returned JSON patch. Used by ``tests/operator/test_webhook_admission.py`` and
-``tests/operator/test_injection_misses.py``.
+:func:`running_operator` starts the operator on the test control plane, as the chart's
+ServiceAccount, with its webhook on a free port and a self-signed certificate; :class:`Webhook`
+posts AdmissionReviews to it over HTTPS and applies the returned JSON patch. Used by
+``tests/operator/test_webhook_admission.py``, ``tests/operator/test_injection_misses.py`` and
+``tests/packaging/test_helm_test_pod.py``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from kube_emulator._process import EmulatorProcess
+from kube_control_plane import ControlPlane
 
 from hotconf_e2e import Api, OperatorProcess, free_port, make_key
+from hotconf_e2e.chart import ChartRelease
 
 
 def self_signed(directory: Path) -> Path:
@@ -143,38 +145,46 @@ class Operator:
 
 
 @contextlib.contextmanager
-def running_operator(workdir: Path, *extra: str) -> Iterator[Operator]:
-    """The emulator and the real operator, serving its webhook with a self-signed certificate."""
-    (workdir / "api").mkdir()
+def running_operator(
+    workdir: Path,
+    *extra: str,
+    control_plane: ControlPlane,
+    release: ChartRelease,
+    namespace: str | None = None,
+) -> Iterator[Operator]:
+    """The real operator on the control plane, as ``release``'s ServiceAccount, serving its
+    webhook with a self-signed certificate; ``Operator.api`` is the admin in ``namespace`` (a
+    new one if not given)."""
     (workdir / "tls").mkdir()
     cafile = self_signed(workdir / "tls")
     key_file = workdir / "signing.pem"
     public_key_pem = make_key(key_file)
     port = free_port()
-    with EmulatorProcess(workdir=workdir / "api") as emulator:
-        process = OperatorProcess(
-            kubeconfig=emulator.kubeconfig,
-            key_file=key_file,
-            workdir=workdir,
-            extra=(
-                "--webhook-port", str(port),
-                "--webhook-cert-dir", str(workdir / "tls"),
-                *extra,
-            ),
-        ).start()  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.proc is not None and process.proc.poll() is None, process.logs()
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"no webhook on {port}:\n{process.logs()}") from None
-                    time.sleep(0.1)
-            hook = Webhook(f"https://127.0.0.1:{port}/inject-sidecar", cafile)
-            yield Operator(process, hook, public_key_pem, Api(emulator.url))
-        finally:
-            code = process.stop()
-        assert code == 0, process.logs()[-4000:]
+    namespace = namespace or control_plane.create_namespace(prefix="webhook")
+    kubeconfig = release.operator_kubeconfig(workdir / "operator.kubeconfig", namespace=namespace)
+    process = OperatorProcess(
+        kubeconfig=kubeconfig,
+        key_file=key_file,
+        workdir=workdir,
+        extra=(
+            "--webhook-port", str(port),
+            "--webhook-cert-dir", str(workdir / "tls"),
+            *extra,
+        ),
+    ).start()  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.proc is not None and process.proc.poll() is None, process.logs()
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no webhook on {port}:\n{process.logs()}") from None
+                time.sleep(0.1)
+        hook = Webhook(f"https://127.0.0.1:{port}/inject-sidecar", cafile)
+        yield Operator(process, hook, public_key_pem, Api(control_plane.admin, namespace))
+    finally:
+        code = process.stop()
+    assert code == 0, process.logs()[-4000:]

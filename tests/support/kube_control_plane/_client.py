@@ -27,13 +27,14 @@ class ApiError(Exception):
 
 
 class AdminClient:
-    """JSON over HTTPS to ``url``; authenticated by a client certificate or a token."""
+    """JSON over HTTPS to ``url``; authenticated by a client certificate or a token (or plain
+    HTTP without ``ca_cert``, for the emulator)."""
 
     def __init__(
         self,
         url: str,
         *,
-        ca_cert: Path,
+        ca_cert: Path | None = None,
         client_cert: Path | None = None,
         client_key: Path | None = None,
         token: str | None = None,
@@ -42,8 +43,9 @@ class AdminClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._token = token
-        self._ssl = ssl.create_default_context(cafile=str(ca_cert))
-        if client_cert is not None:
+        # No CA: plain HTTP (the emulator, which the benchmark still measures).
+        self._ssl = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else None
+        if self._ssl is not None and client_cert is not None:
             self._ssl.load_cert_chain(str(client_cert), str(client_key) if client_key else None)
 
     def request(

@@ -101,7 +101,9 @@ class _Child:
 class ControlPlane:
     """etcd + kube-apiserver on loopback, rooted at ``workdir``. Use as a context manager."""
 
-    def __init__(self, workdir: Path, *, start_timeout: float = 90.0) -> None:
+    def __init__(self, workdir: Path, *, start_timeout: float = 90.0, audit: bool = True) -> None:
+        """``audit``: kube-apiserver writes an audit log (``audit.log``, every request at the
+        Metadata level): :meth:`audit_events` shows what an identity asked and was answered."""
         missing = missing_binaries()
         if missing:
             raise ControlPlaneError(
@@ -116,6 +118,16 @@ class ControlPlane:
         self.port = _free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = workdir / "admin.kubeconfig"
+        self.audit_log = workdir / "audit.log"
+        audit_flags: list[str] = []
+        if audit:
+            policy = workdir / "audit-policy.json"
+            policy.write_text(json.dumps({
+                "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+                "omitStages": ["RequestReceived"], "rules": [{"level": "Metadata"}],
+            }))  # fmt: skip
+            audit_flags = ["--audit-policy-file", str(policy), "--audit-log-path",
+                           str(self.audit_log), "--audit-log-format", "json"]  # fmt: skip
         bins = binaries()
         self._etcd = _Child(
             "etcd",
@@ -182,6 +194,7 @@ class ControlPlane:
                 "--profiling=false",
                 "--v",
                 "1",
+                *audit_flags,
             ],
             workdir / "kube-apiserver.log",
         )
@@ -258,6 +271,20 @@ class ControlPlane:
                 return
             time.sleep(0.1)
         raise ControlPlaneError(f"{what} not ready in {self.start_timeout}s:\n{child.tail()}")
+
+    def audit_events(self, username: str) -> list[dict[str, Any]]:
+        """Every request ``username`` made (one event per request, at ResponseComplete or
+        Panic), oldest first: ``verb``, ``objectRef``, ``responseStatus.code``..."""
+        if not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text(errors="replace").splitlines():
+            if f'"{username}"' not in line:
+                continue
+            event = json.loads(line)
+            if event.get("user", {}).get("username") == username:
+                events.append(event)
+        return events
 
     def logs(self, which: str = "kube-apiserver") -> str:
         return (self.workdir / f"{which}.log").read_text(errors="replace")
