@@ -76,7 +76,7 @@ async def run(config: OperatorConfig) -> None:
     WatchRestartCounter(metrics).install()
     if config.serving.metrics_port:
         serve(metrics, port=config.serving.metrics_port)
-    async with KubeApi(connection) as api:
+    async with KubeApi(connection, relogin=login) as api:
         signer = await load_signer(config.signing, api=api, ttl=config.push.envelope_ttl)
         pusher = Pusher(config.push)
 

@@ -42,6 +42,7 @@ from hotconf_operator._index import (
     targets_of,
 )
 from hotconf_operator._injection import INJECT_ANNOTATION, InjectionSettings
+from hotconf_operator._kubeapi import login as fresh_login
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._misses import MissTracker
 from hotconf_operator._reconcile import Reconciler
@@ -149,7 +150,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo | None:
-        return runtime.connection
+        # kopf calls this at start and again after a 401: the first time, the credentials
+        # the operator started with; later, fresh ones (a rotated token file, an exec plugin).
+        if runtime.connection is not None:
+            connection, runtime.connection = runtime.connection, None
+            return connection
+        return await asyncio.to_thread(fresh_login)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:

@@ -2,18 +2,23 @@
 
 kopf watches and posts Events; hotconf itself needs to merge-patch one annotation on a
 ConfigMap (``_status``), read or create the signing-key Secret (``_signing``) and read a schema
-ConfigMap (``_validation``). Credentials come from kopf's own login functions
-(:class:`kopf.ConnectionInfo`: in-cluster service account or ``$KUBECONFIG``), so the operator
-authenticates exactly like kopf does. The ``status`` CLI does not use this client: it logs in as
-kubectl does (contexts, exec plugins) through the official ``kubernetes`` client.
+ConfigMap (``_validation``). Credentials come from :func:`login`, which kopf's own login
+handler calls too, so both authenticate alike; the ``status`` CLI does not use this client.
+
+Credentials rotate: a projected ServiceAccount token is rewritten by the kubelet, a kubeconfig's
+``tokenFile`` or exec plugin hands out new tokens. kopf calls its login handler again after a 401,
+and :class:`KubeApi` does the same: on a 401 it logs in again (re-reading the token) and retries
+the request once.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import ssl
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,13 +31,24 @@ from hotconf_operator._errors import KubeApiError
 
 __all__ = ["KubeApi", "login"]
 
+_logger = logging.getLogger("hotconf_operator.kubeapi")
+
 
 def login() -> kopf.ConnectionInfo:
-    """Credentials as kopf finds them: in-cluster service account first, then ``$KUBECONFIG``."""
+    """Fresh credentials, read again on every call: the in-cluster service account first (its
+    projected token file), then ``$KUBECONFIG`` through the official ``kubernetes`` client's
+    loader, which implements kubeconfig fully (``tokenFile``, exec credential plugins, client
+    certificates; kopf's own kubeconfig reader knows only inline tokens and certificates), then
+    kopf's reader when that client is not installed."""
     settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
+    info = kopf.login_with_service_account(settings=settings)
+    if info is None:
+        try:
+            info = kopf.login_via_client(settings=settings, logger=_logger)
+        except kopf.LoginError:
+            info = None
+    if info is None:
+        info = kopf.login_with_kubeconfig(settings=settings)
     if info is None:
         raise KubeApiError("no Kubernetes credentials: not in a cluster and no usable kubeconfig")
     return info
@@ -76,7 +92,19 @@ def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
 class KubeApi:
     """An aiohttp session bound to one API server and one identity. Use ``async with``."""
 
-    def __init__(self, info: kopf.ConnectionInfo, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        info: kopf.ConnectionInfo,
+        *,
+        timeout: float = 10.0,
+        relogin: Callable[[], kopf.ConnectionInfo] | None = None,
+    ) -> None:
+        """``relogin``: called for new credentials after a 401 (usually :func:`login`)."""
+        self._relogin = relogin
+        self._timeout = timeout
+        self._session = self._open(info)
+
+    def _open(self, info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
         self._info = info
         self._base = info.server.rstrip("/")
         headers = {"Accept": "application/json", "User-Agent": "hotconf-operator"}
@@ -85,10 +113,10 @@ class KubeApi:
         auth = None
         if info.username and info.password:
             auth = aiohttp.BasicAuth(info.username, info.password)
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             headers=headers,
             auth=auth,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
             connector=aiohttp.TCPConnector(ssl=_ssl_context(info)),
         )
 
@@ -106,6 +134,18 @@ class KubeApi:
     async def _request(
         self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
     ) -> Any:
+        try:
+            return await self._request_once(method, path, body=body, content_type=content_type)
+        except KubeApiError as exc:
+            if exc.status != 401 or self._relogin is None:
+                raise
+        # The token expired or was rotated: log in again (re-reading it), retry once.
+        _logger.info("the API answered 401 Unauthorized; logging in again")
+        old, self._session = self._session, self._open(self._relogin())
+        await old.close()
+        return await self._request_once(method, path, body=body, content_type=content_type)
+
+    async def _request_once(self, method: str, path: str, *, body: Any, content_type: str) -> Any:
         url = self._base + path
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
