@@ -152,7 +152,12 @@ class RolloutManager:
         revalidate = False
         if old is not None and old.revision == snapshot.revision:
             if old.schemas == schemas:
-                return  # annotations only (our status included), or a re-list: nothing to do
+                # Annotations only (our status included), or a re-list: nothing to push. A
+                # status annotation that someone removed (or replaced with another revision's)
+                # is written again; a rollout in progress writes its own.
+                if not old.rolling:
+                    await self._reporter.restore(ref, annotations)
+                return
             # A schema annotation changed, the data did not. A revision the pods run (or are
             # getting) is only checked and warned about; one that was invalid may pass now,
             # and then rolls out to the pods that do not hold it yet.

@@ -122,6 +122,22 @@ class StatusReporter:
             return
         status = status.stamped()
         self._last[ref] = status
+        await self._annotate(ref, status)
+
+    async def restore(self, ref: ConfigMapRef, annotations: Mapping[str, str]) -> None:
+        """Write the last status again if the ConfigMap lost it: the annotation was removed, or
+        holds no status of this revision (someone else's edit). The same revision with other
+        counts is an earlier write of ours arriving late: left alone."""
+        last = self._last.get(ref)
+        if last is None:
+            return
+        seen = parse_status(annotations)
+        if seen is not None and seen.revision == last.revision:
+            return
+        logger.info("status annotation of ConfigMap %s is gone or foreign; writing it again", ref)
+        await self._annotate(ref, last)
+
+    async def _annotate(self, ref: ConfigMapRef, status: RolloutStatus) -> None:
         if self._api is None:
             return
         try:
