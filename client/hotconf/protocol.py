@@ -65,8 +65,9 @@ __all__ = [
 
 PROTOCOL_VERSION: Final = 1
 
-#: A ConfigMap holds at most 1 MiB (etcd's object limit); the same limit applies to a snapshot's
-#: decoded ``data`` plus ``binaryData``.
+#: A ConfigMap holds at most 1 MiB of values (kube-apiserver's validation counts the bytes of
+#: every value of ``data`` and decoded ``binaryData``, not the keys); a snapshot is held to the
+#: same limit, counted the same way, so that whatever the API server stores is relayed.
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 
 #: A frame may be larger than the config it carries: base64 grows ``binaryData`` by a third and
@@ -140,9 +141,9 @@ class ConfigSnapshot:
 
     @property
     def size(self) -> int:
-        """Bytes of data as the ConfigMap limit counts them (keys and values)."""
-        return sum(len(k) + len(v.encode()) for k, v in self.data.items()) + sum(
-            len(k) + len(v) for k, v in self.binary_data.items()
+        """Bytes of data as the API server's ConfigMap limit counts them: the values only."""
+        return sum(len(v.encode()) for v in self.data.values()) + sum(
+            len(v) for v in self.binary_data.values()
         )
 
 

@@ -114,6 +114,16 @@ def test_one_mib_config_fits_in_a_frame() -> None:
     assert decoded.size == snapshot.size
 
 
+def test_the_limit_counts_values_only_as_the_api_server_does() -> None:
+    # kube-apiserver stores a ConfigMap with exactly 1 MiB of values whatever its keys: so must
+    # every part of hotconf relay it (tests/e2e/test_configmap_size_limit.py shows the server).
+    data = {"k" * 253: "x" * (p.MAX_CONFIG_BYTES - 3), "b": "yyy"}
+    snapshot = p.ConfigSnapshot("d", "a", p.compute_revision(data), data)
+    assert snapshot.size == p.MAX_CONFIG_BYTES
+    (decoded,) = p.FrameDecoder().feed(p.encode(snapshot))
+    assert isinstance(decoded, p.ConfigSnapshot) and dict(decoded.data) == data
+
+
 def test_revision_is_a_content_hash() -> None:
     assert p.compute_revision({"a": "1"}) == p.compute_revision({"a": "1"})
     assert p.compute_revision({"a": "1"}) != p.compute_revision({"a": "2"})

@@ -3,7 +3,8 @@
 Run as ``python -m hotconf_e2e.worker --socket PATH --configmap NAME --report FILE --pod NAME``.
 Each time its task starts on a revision it appends one JSON line to the report file::
 
-    {"pod": ..., "pid": ..., "generation": n, "revision": ..., "value": data["value"], "t": time}
+    {"pod": ..., "pid": ..., "generation": n, "revision": ..., "value": data["value"],
+     "size": bytes of the values, "t": time}
 
 ``generation`` counts task starts, so a test sees an application restart as a new line.
 Its ``validate`` hook NACKs a config whose key ``reject`` names this pod (or is ``*``), and
@@ -57,6 +58,8 @@ def main() -> None:
             "generation": generation,
             "revision": config.revision,
             "value": config.data.get("value"),
+            # Bytes of the values, as the API server counts them for its 1 MiB limit.
+            "size": sum(len(v.encode()) for v in config.data.values()),
             "t": time.time(),
         }
         text = json.dumps(line) + "\n"
