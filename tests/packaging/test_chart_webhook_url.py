@@ -8,16 +8,16 @@
 - the schema refuses a URL that is not https, naming the field; a URL without a host fails;
 - on upgrade, the existing certificate is reused while it was issued for the same names (a
   Secret from before webhook.url counts as issued for the Service's names) and reissued, with a
-  new CA in the caBundle, when webhook.url adds a name (`lookup`, against the emulated API)."""
+  new CA in the caBundle, when webhook.url adds a name (`lookup`, against the test control plane)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ipaddress
 import json
 import os
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from kube_control_plane import ApiError
 
 IP_URL = "https://127.0.0.1:9443/inject-sidecar"
 DNS_URL = "https://hotconf.dev.example:9443/inject-sidecar"
@@ -58,8 +59,8 @@ def sans(cert: x509.Certificate) -> tuple[list[str], list[str]]:
     return names.get_values_for_type(x509.DNSName), ips
 
 
-def service_names(chart) -> list[str]:
-    base = f"hotconf.{chart.namespace}"
+def service_names(chart, namespace: str | None = None) -> list[str]:
+    base = f"hotconf.{namespace or chart.namespace}"
     return ["hotconf", base, f"{base}.svc", f"{base}.svc.cluster.local"]
 
 
@@ -209,10 +210,10 @@ def test_a_url_without_a_host_is_refused(chart) -> None:
     assert "webhook.url" in templated.stderr and "has no host" in templated.stderr
 
 
-# --- Upgrade: `lookup` of the existing Secret, against the emulated Kubernetes API. ---
+# --- Upgrade: `lookup` of the existing Secret, against the test control plane. ---
 
 
-def existing_secret(chart, annotations: dict[str, str]) -> str:
+def existing_secret(chart, annotations: dict[str, str], namespace: str) -> str:
     """The webhook Secret as an earlier release left it, owned by the release."""
     secret = {
         "apiVersion": "v1",
@@ -220,11 +221,11 @@ def existing_secret(chart, annotations: dict[str, str]) -> str:
         "type": "kubernetes.io/tls",
         "metadata": {
             "name": "hotconf-webhook-tls",
-            "namespace": chart.namespace,
+            "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "Helm"},
             "annotations": {
                 "meta.helm.sh/release-name": chart.release,
-                "meta.helm.sh/release-namespace": chart.namespace,
+                "meta.helm.sh/release-namespace": namespace,
                 **annotations,
             },
         },
@@ -235,31 +236,26 @@ def existing_secret(chart, annotations: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def upgrade(chart, kube_emulator_process, kubectl, tmp_path: Path):
-    """Render as `helm upgrade` would (lookup against the emulated API), given the Secret an
+def upgrade(chart, control_plane, kube_namespace):
+    """Render as `helm upgrade` would (lookup against the API server), given the Secret an
     earlier release left, and return the rendered webhook Secret."""
-    # The emulator reports Kubernetes 1.26: render a copy of the chart without its kubeVersion
-    # (templates and values unchanged).
-    copy = tmp_path / "hotconf"
-    shutil.copytree(chart.path, copy)
-    chart_yaml = copy / "Chart.yaml"
-    lines = chart_yaml.read_text().splitlines(keepends=True)
-    chart_yaml.write_text("".join(line for line in lines if not line.startswith("kubeVersion:")))
-    kubectl("create", "namespace", chart.namespace)
-    env = {**os.environ, **kube_emulator_process.env}
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)}
+    path = f"/api/v1/namespaces/{kube_namespace}/secrets"
 
     def run(annotations: dict[str, str], *values_args: str) -> dict[str, Any]:
-        kubectl("apply", "--validate=false", "-f", "-", input=existing_secret(chart, annotations))
+        with contextlib.suppress(ApiError):
+            control_plane.admin.request("DELETE", f"{path}/hotconf-webhook-tls")
+        body = json.loads(existing_secret(chart, annotations, kube_namespace))
+        control_plane.admin.request("POST", path, body)
         done = subprocess.run(
             [
                 str(chart.helm),
                 "install",
                 chart.release,
-                str(copy),
+                str(chart.path),
                 "--namespace",
-                chart.namespace,
+                kube_namespace,
                 "--dry-run=server",
-                "--disable-openapi-validation",
                 "--output",
                 "json",
                 *values_args,
@@ -280,6 +276,7 @@ def upgrade(chart, kube_emulator_process, kubectl, tmp_path: Path):
         assert webhook["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
         return secret
 
+    run.namespace = kube_namespace  # type: ignore[attr-defined]
     return run
 
 
@@ -299,9 +296,10 @@ def test_upgrade_reissues_when_webhook_url_adds_a_name(chart, upgrade) -> None:
 
 
 def test_upgrade_keeps_a_certificate_issued_for_the_same_url(chart, upgrade) -> None:
-    names = ",".join([*service_names(chart), "127.0.0.1"])
+    service = service_names(chart, upgrade.namespace)
+    names = ",".join([*service, "127.0.0.1"])
     assert reused(upgrade({NAMES_ANNOTATION: names}, "--set", f"webhook.url={IP_URL}"))
     # ... and reissues it when the URL goes away (the IP SAN with it).
     secret = upgrade({NAMES_ANNOTATION: names})
     assert not reused(secret)
-    assert sans(certificate_of(secret)) == (service_names(chart), [])
+    assert sans(certificate_of(secret)) == (service, [])
