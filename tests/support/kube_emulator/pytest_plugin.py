@@ -54,10 +54,14 @@ async def kube_emulator_server() -> AsyncIterator[EmulatorServer]:
 
 
 def tool_path(name: str) -> pathlib.Path:
-    """A tool fetched by ``scripts/fetch-tools`` (kubectl, kubectl-1.33, helm); skip if absent."""
+    """A tool fetched by ``scripts/fetch-tools`` (kubectl, kubectl-1.33, helm); skip if absent,
+    fail under ``CI=true`` (CI must never pass by skipping)."""
     path = TOOLS_BIN / name
     if not os.access(path, os.X_OK):
-        pytest.skip(f"{path} is missing: run scripts/fetch-tools (scripts/test runs it)")
+        message = f"{path} is missing: run scripts/fetch-tools (scripts/test runs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     return path
 
 
