@@ -29,7 +29,10 @@ import kopf
 
 from hotconf_operator._errors import KubeApiError
 
-__all__ = ["KubeApi", "login"]
+__all__ = ["FIELD_MANAGER", "KubeApi", "login"]
+
+#: The field manager of the operator's writes (``managedFields``).
+FIELD_MANAGER = "hotconf-operator"
 
 _logger = logging.getLogger("hotconf_operator.kubeapi")
 
@@ -186,10 +189,12 @@ class KubeApi:
     async def annotate_configmap(
         self, namespace: str, name: str, annotations: dict[str, str]
     ) -> None:
-        """Merge-patch annotations only: nothing else of the ConfigMap is touched."""
+        """Merge-patch annotations only: nothing else of the ConfigMap is touched. The field
+        manager is named, not derived from the User-Agent, so that ``managedFields`` (and
+        server-side apply by GitOps tools) see one stable owner of these annotations."""
         await self._request(
             "PATCH",
-            self._cm_path(namespace, name),
+            self._cm_path(namespace, name) + "?" + urlencode({"fieldManager": FIELD_MANAGER}),
             body={"metadata": {"annotations": annotations}},
             content_type="application/merge-patch+json",
         )
