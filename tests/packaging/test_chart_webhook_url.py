@@ -8,7 +8,8 @@
 - the schema refuses a URL that is not https, naming the field; a URL without a host fails;
 - on upgrade, the existing certificate is reused while it was issued for the same names (a
   Secret from before webhook.url counts as issued for the Service's names) and reissued, with a
-  new CA in the caBundle, when webhook.url adds a name (`lookup`, against the test control plane)."""
+  new CA in the caBundle, when webhook.url adds a name (`lookup`, against the test control
+  plane)."""
 
 from __future__ import annotations
 
