@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import ipaddress
@@ -21,13 +20,13 @@ import json
 import os
 import ssl
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from cryptography import x509
 from kube_control_plane import ApiError
+from tls_handshake import handshake
 
 IP_URL = "https://127.0.0.1:9443/inject-sidecar"
 DNS_URL = "https://hotconf.dev.example:9443/inject-sidecar"
@@ -122,51 +121,22 @@ def test_serving_certificate_covers_the_url_host(
     )
 
 
-async def test_api_server_style_handshake_to_the_loopback_url(chart, tmp_path: Path) -> None:
+async def test_api_server_style_handshake_to_the_loopback_url(chart) -> None:
     # What the kube-apiserver does for clientConfig.url https://127.0.0.1:PORT/...: trust only
     # the caBundle and check the certificate against the IP address.
     manifests = chart.render("--set", f"webhook.url={IP_URL}")
     secret = tls_secret(manifests)
-    for key in ("tls.crt", "tls.key"):
-        (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    ca_pem = base64.b64decode(webhook_client(manifests)["caBundle"]).decode()
-    client_context = ssl.create_default_context(cadata=ca_pem)
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(await reader.readexactly(2))
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=client_context, server_hostname="127.0.0.1"
-        )
-        writer.write(b"ok")
-        assert await reader.readexactly(2) == b"ok"
-        writer.close()
-        await writer.wait_closed()
+    cert, key = (base64.b64decode(secret["data"][k]) for k in ("tls.crt", "tls.key"))
+    ca_pem = base64.b64decode(webhook_client(manifests)["caBundle"])
+    await handshake(cert, key, ca_pem=ca_pem, server_hostname="127.0.0.1")
 
     # The default certificate has no IP SAN: the same handshake is refused, so the check is real.
     default = tls_secret(chart.scenario("default-values.yaml"))
-    for key in ("tls.crt", "tls.key"):
-        (tmp_path / key).write_bytes(base64.b64decode(default["data"][key]))
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    client_context = ssl.create_default_context(
-        cadata=base64.b64decode(default["data"]["ca.crt"]).decode()
+    cert, key, ca_pem = (
+        base64.b64decode(default["data"][k]) for k in ("tls.crt", "tls.key", "ca.crt")
     )
-    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        with pytest.raises(ssl.SSLCertVerificationError):
-            await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client_context, server_hostname="127.0.0.1"
-            )
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await handshake(cert, key, ca_pem=ca_pem, server_hostname="127.0.0.1")
 
 
 @pytest.mark.parametrize(

@@ -12,18 +12,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import ssl
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from tls_handshake import handshake
 
 from hotconf_operator._settings import ENVIRONMENT, parse_settings
 
@@ -240,37 +239,14 @@ def test_serving_certificate_is_issued_by_the_bundled_ca(chart) -> None:
     assert host in names.get_values_for_type(x509.DNSName)
 
 
-async def test_api_server_style_tls_handshake_succeeds(chart, tmp_path: Path) -> None:
+async def test_api_server_style_tls_handshake_succeeds(chart) -> None:
     # Serve TLS with the rendered certificate on loopback; connect as the API server does:
     # trusting only the caBundle and checking the Service's DNS name.
     ca_pem, cert_pem, key_pem, host = self_signed(chart.scenario("default-values.yaml"))
-    (tmp_path / "tls.crt").write_bytes(cert_pem)
-    (tmp_path / "tls.key").write_bytes(key_pem)
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    client_context = ssl.create_default_context(cadata=ca_pem.decode())
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(await reader.readexactly(5))
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=client_context, server_hostname=host
-        )
-        writer.write(b"hello")
-        assert await reader.readexactly(5) == b"hello"
-        writer.close()
-        await writer.wait_closed()
-        # The same certificate for another name is refused: the check above is real.
-        with pytest.raises(ssl.SSLCertVerificationError):
-            await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client_context, server_hostname="elsewhere.example"
-            )
+    await handshake(cert_pem, key_pem, ca_pem=ca_pem, server_hostname=host)
+    # The same certificate for another name is refused: the check above is real.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await handshake(cert_pem, key_pem, ca_pem=ca_pem, server_hostname="elsewhere.example")
 
 
 def test_webhook_certificate_exists_without_the_webhook(chart) -> None:
