@@ -13,6 +13,7 @@ the request once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -105,6 +106,7 @@ class KubeApi:
         """``relogin``: called for new credentials after a 401 (usually :func:`login`)."""
         self._relogin = relogin
         self._timeout = timeout
+        self._retired: list[aiohttp.ClientSession] = []
         self._session = self._open(info)
 
     def _open(self, info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
@@ -132,20 +134,29 @@ class KubeApi:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._session.close()
+        for session in [*self._retired, self._session]:
+            await session.close()
 
     async def _request(
         self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
     ) -> Any:
+        session = self._session
         try:
             return await self._request_once(method, path, body=body, content_type=content_type)
         except KubeApiError as exc:
             if exc.status != 401 or self._relogin is None:
                 raise
-        # The token expired or was rotated: log in again (re-reading it), retry once.
-        _logger.info("the API answered 401 Unauthorized; logging in again")
-        old, self._session = self._session, self._open(self._relogin())
-        await old.close()
+        # The token expired or was rotated: log in again (re-reading it), retry once. Several
+        # requests may meet the same 401: only the first replaces the session. The login reads
+        # files and may run an exec plugin, so it runs off the event loop. The old session is
+        # closed only with this client: requests still in flight on it must not be cut off (they
+        # meet the 401 themselves and retry on the new one).
+        if self._session is session:
+            _logger.info("the API answered 401 Unauthorized; logging in again")
+            info = await asyncio.to_thread(self._relogin)
+            if self._session is session:
+                self._session = self._open(info)
+                self._retired.append(session)
         return await self._request_once(method, path, body=body, content_type=content_type)
 
     async def _request_once(self, method: str, path: str, *, body: Any, content_type: str) -> Any:
