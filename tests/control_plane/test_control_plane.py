@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from kube_control_plane import AdminClient, ApiError, ControlPlane
+from kube_control_plane.pytest_plugin import require_binaries
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".tools" / "bin" / "kubectl-1.33"
@@ -174,8 +175,6 @@ def test_admission_webhooks_are_served(control_plane: ControlPlane) -> None:
 
 
 def test_a_control_plane_stops_without_leaks(tmp_path: Path) -> None:
-    from kube_control_plane.pytest_plugin import require_binaries
-
     require_binaries()
     with ControlPlane(tmp_path) as cp:
         pids = [child.proc.pid for child in (cp._etcd, cp._apiserver) if child.proc]

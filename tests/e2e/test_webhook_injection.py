@@ -22,6 +22,7 @@ import pytest
 from hotconf_e2e import OperatorProcess, configmap_manifest, free_port, kubectl, wait_for
 from hotconf_e2e.chart import ChartRelease, helm, install_chart
 from hotconf_e2e.kubelet import KubeletPod, sidecar_of
+from kube_control_plane import ApiError
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +121,6 @@ def test_api_server_calls_the_webhook_and_the_injected_pod_runs(
 def _create_when_webhook_serves(pod: KubeletPod) -> None:
     """Create the pod; while the operator's webhook is still starting, the API server refuses it
     (failurePolicy Fail): retry until it is admitted."""
-    from kube_control_plane import ApiError
 
     def attempt() -> bool:
         try:

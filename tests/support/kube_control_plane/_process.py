@@ -17,6 +17,7 @@ kubelet for pods (``hotconf_e2e``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import json
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -253,8 +255,6 @@ class ControlPlane:
             self.start_apiserver()
 
     def _etcd_healthy(self) -> bool:
-        import urllib.request
-
         try:
             url = f"http://127.0.0.1:{self.etcd_port}/health"
             with urllib.request.urlopen(url, timeout=1) as resp:
@@ -295,7 +295,6 @@ class ControlPlane:
         self, *, namespace: str = "default", user: Mapping[str, Any] | None = None
     ) -> str:
         """A kubeconfig for this API server: the admin certificate unless ``user`` is given."""
-        import base64
 
         def b64(path: Path) -> str:
             return base64.b64encode(path.read_bytes()).decode()
