@@ -64,7 +64,8 @@ def test_demo_reloads_on_save_and_survives_a_bad_save(tmp_path: Path) -> None:
 
         save_by_rename(configmap, original.replace("Hello from hotconf", "Hello again"))
         eventually(lambda: output.has("worker: Hello again"), what="the new greeting")
-        assert output.has("restarted on the new revision")
+        # The worker prints this line right after the greeting: wait for it, do not race it.
+        eventually(lambda: output.has("restarted on the new revision"), what="the restart line")
         eventually(lambda: output.has("(ACK)"), what="the ACK report")
 
         before_bad_save = len(output.lines)
