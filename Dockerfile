@@ -20,6 +20,7 @@ WORKDIR /src
 # Only what the wheel is built from (.dockerignore keeps everything else out of the context).
 COPY pyproject.toml README.md ./
 COPY requirements/ci.txt requirements/ci.txt
+COPY wire wire
 COPY client client
 COPY operator operator
 COPY sidecar sidecar

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
@@ -80,6 +79,7 @@ from kube_control_plane import AdminClient
 from kube_emulator._process import EmulatorProcess
 
 from bench.kube_apis import Emulator, RawWatch, RealApi, Target, Writer
+from hotconf_wire.envelope import SIGNATURE_HEADER, decode_payload, decode_signature
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -272,20 +272,18 @@ class FakeSidecars:
         self.old, self.missing, self.operator_pid = old, set(pods), operator_pid
 
     async def push(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
-        payload = base64.b64decode(body["payload"])
-        self.key.verify(base64.b64decode(body["signature"]), payload)
-        push = json.loads(payload)
-        pod = push["pod"]["name"]
-        self.seen[pod] = (push["revision"], time.time())
-        self.held[pod] = push["revision"]
-        if self.missing and push["revision"] != self.old:
+        payload = await request.read()
+        self.key.verify(decode_signature(request.headers.get(SIGNATURE_HEADER)), payload)
+        push = decode_payload(payload)
+        pod, revision = push.pod.name, push.snapshot.revision
+        self.seen[pod] = (revision, time.time())
+        self.held[pod] = revision
+        if self.missing and revision != self.old:
             self.missing.discard(pod)
             if not self.missing:
                 self.cpu_at_last = cpu_ns(self.operator_pid)
         return web.json_response(
-            {"status": "applied", "revision": push["revision"], "sequence": push["sequence"],
-             "clients": []}
+            {"status": "applied", "revision": revision, "sequence": push.sequence, "clients": []}
         )  # fmt: skip
 
     async def state(self, request: web.Request) -> web.Response:
@@ -300,8 +298,8 @@ class FakeSidecars:
     async def start(self, pod: str, host: str) -> int:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app["pod"] = pod
-        app.router.add_post("/v1/push", self.push)
-        app.router.add_get("/v1/state", self.state)
+        app.router.add_post("/v2/push", self.push)
+        app.router.add_get("/v2/state", self.state)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, 0)

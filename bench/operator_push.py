@@ -3,7 +3,7 @@
     .venv/bin/python bench/operator_push.py [--pods 100] [--rounds 50] [--heap-pods 1000]
 
 A child process serves ``--pods`` minimal sidecar endpoints (127.0.x.y, one asyncio protocol
-each, answering every ``POST /v1/push`` with a fixed 200 "applied" answer without verifying
+each, answering every ``POST /v2/push`` with a fixed 200 "applied" answer without verifying
 it, so that they cost next to nothing). This process runs the operator's own
 :class:`RolloutManager` with the real ``Deliverer``, ``Pusher``, ``Signer`` and ``Metrics`` (no
 status writes: no API) and rolls a new revision of a 1 KiB ConfigMap out to every endpoint,
@@ -27,6 +27,8 @@ import multiprocessing
 import statistics
 import time
 from typing import Any
+
+from hotconf_wire.envelope import SIGNATURE_HEADER
 
 ANSWER_BODY = b'{"status":"applied","revision":"r","sequence":1,"clients":[]}'
 ANSWER = (
@@ -123,7 +125,6 @@ def pod_body(i: int) -> dict[str, Any]:
 
 
 async def rollouts(ports: list[int], rounds: int, gc_policy: bool) -> dict[str, list[float]]:
-    from hotconf.protocol import ConfigMapRef
     from hotconf_operator._delivery import Deliverer
     from hotconf_operator._index import PodTarget
     from hotconf_operator._metrics import Metrics
@@ -132,6 +133,7 @@ async def rollouts(ports: list[int], rounds: int, gc_policy: bool) -> dict[str, 
     from hotconf_operator._settings import PushConfig
     from hotconf_operator._signing import Signer
     from hotconf_operator._status import StatusReporter
+    from hotconf_wire.protocol import ConfigMapRef
 
     ref = ConfigMapRef("default", "demo")
     targets = [
@@ -199,8 +201,8 @@ Endpoint_hook: list[Any] = [lambda: None]
 
 
 def patch_writes() -> None:
-    """Count the push requests written: aiohttp writes each request's body with one
-    ``transport.write`` of the body bytes (the head is buffered with it, or written before)."""
+    """Count the push requests written: aiohttp writes each request's head (which carries the
+    signature header) with one ``transport.write``, the body with it or just after."""
     from asyncio import selector_events
 
     transport_cls: Any = getattr(selector_events, "_SelectorSocketTransport")  # noqa: B009
@@ -208,7 +210,7 @@ def patch_writes() -> None:
 
     def write(self: Any, data: Any) -> None:
         original(self, data)
-        if b'"signature"' in bytes(data[-200:]):
+        if SIGNATURE_HEADER.encode() in bytes(data[:4096]):  # in the request's head
             Endpoint_hook[0]()
 
     transport_cls.write = write

@@ -43,7 +43,7 @@ async def main(requests: int) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     session = aiohttp.ClientSession()
-    url = f"http://127.0.0.1:{port}/v1/push"
+    url = f"http://127.0.0.1:{port}/v2/push"
 
     async def with_aiohttp() -> None:
         async with session.post(url, data=BODY) as response:

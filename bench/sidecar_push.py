@@ -1,7 +1,7 @@
 """Benchmark: a push received by the sidecar until every local client has ACKed it.
 
 Runs the real ``hotconf-sidecar`` process and N real client processes (raw wire protocol v1
-through ``hotconf.protocol``, each ACKing every config at once), then times ``POST /v1/push``
+through ``hotconf_wire.protocol``, each ACKing every config at once), then times ``POST /v2/push``
 over a kept-alive HTTP connection, from the request sent to the answer listing every ACK. Bodies
 are signed before the clock starts. Also reports the idle sidecar's resident memory (VmRSS,
 RssAnon and RssFile from /proc), at start and after the runs.
@@ -30,15 +30,21 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hotconf.envelope import PodRef, Push, encode_body, encode_payload
-from hotconf.protocol import ConfigSnapshot, compute_revision
+from hotconf_wire.envelope import (
+    SIGNATURE_HEADER,
+    PodRef,
+    Push,
+    encode_payload,
+    encode_signature,
+)
+from hotconf_wire.protocol import ConfigSnapshot, compute_revision
 
 POD = PodRef("bench", "bench-0", "00000000-0000-4000-8000-00000000beef")
 SIDECAR = Path(sys.executable).with_name("hotconf-sidecar")
 
 CLIENT = r"""
 import socket, sys
-from hotconf import protocol as p
+from hotconf_wire import protocol as p
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.connect(sys.argv[1])
 sock.sendall(p.encode(p.Hello(client="bench-" + sys.argv[2], pid=__import__("os").getpid())))
@@ -130,18 +136,22 @@ class Bench:
                 raise SystemExit(f"{count} clients did not connect")
             time.sleep(0.05)
 
-    def body(self, size: int, n: int) -> bytes:
+    def body(self, size: int, n: int) -> tuple[bytes, str]:
         value = (f"{n:012d}" * (size // 12 + 1))[: size - len("app.yaml") - 16]
         data = {"app.yaml": value}
         snap = ConfigSnapshot(POD.namespace, "app", compute_revision(data), data, {})
         self.sequence += 1
         push = Push(pod=POD, snapshot=snap, sequence=self.sequence, expires=time.time() + 3600)
         payload = encode_payload(push)
-        return encode_body(payload, self.key.sign(payload))
+        return payload, encode_signature(self.key.sign(payload))
 
-    def push(self, body: bytes) -> dict[str, object]:
+    def push(self, signed: tuple[bytes, str]) -> dict[str, object]:
+        body, signature = signed
         self.http.request(
-            "POST", "/v1/push", body=body, headers={"Content-Type": "application/json"}
+            "POST",
+            "/v2/push",
+            body=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
         )
         response = self.http.getresponse()
         answer: dict[str, object] = json.loads(response.read())

@@ -1,6 +1,6 @@
 """The config an application's task runs on: one ConfigMap at one revision, with parsed views.
 
-Built by the runners from a :class:`hotconf.protocol.ConfigSnapshot`; application code reads
+Built by the runners from a :class:`hotconf_wire.protocol.ConfigSnapshot`; application code reads
 ``config.revision``, ``config.data`` (key to text) and ``config.binary_data`` (key to bytes), and
 asks for a key parsed by its file extension with ``config.parsed(key)`` or the explicit
 ``config.yaml(key)``, ``config.json(key)``, ``config.toml(key)`` and ``config.text(key)``.
@@ -18,7 +18,7 @@ from types import MappingProxyType, ModuleType
 from typing import Any
 
 from hotconf._errors import ConfigParseError
-from hotconf.protocol import ConfigMapRef, ConfigSnapshot
+from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
 
 __all__ = ["Config", "parse_key"]
 

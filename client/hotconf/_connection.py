@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from hotconf._errors import ProtocolError
-from hotconf.protocol import (
+from hotconf_wire.protocol import (
     PROTOCOL_VERSION,
     ConfigMapRef,
     ConfigSnapshot,

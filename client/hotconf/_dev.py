@@ -1,7 +1,7 @@
 """``hotconf dev``: the relay for a laptop, fed by a ConfigMap manifest file instead of a cluster.
 
 Called by :mod:`hotconf._cli`. It checks the manifest (:mod:`hotconf._manifest`), serves it with
-the real relay (:class:`hotconf.relay.Relay`, wire protocol v1) on a private Unix socket in a
+the real relay (:class:`hotconf_wire.relay.Relay`, wire protocol v1) on a private Unix socket in a
 fresh temporary directory (mode 0700, socket 0600), starts COMMAND with ``HOTCONF_SOCKET`` and
 ``HOTCONF_NAMESPACE`` set, and relays each saved revision. The file's directory is watched, so
 editors that save by writing a temporary file and renaming it over the original work; with the
@@ -33,8 +33,8 @@ from typing import Final
 
 from hotconf._errors import ConfigParseError
 from hotconf._manifest import load_configmap
-from hotconf.protocol import ConfigSnapshot
-from hotconf.relay import Relay
+from hotconf_wire.protocol import ConfigSnapshot
+from hotconf_wire.relay import Relay
 
 __all__ = ["DevSettings", "run_dev"]
 
@@ -105,8 +105,8 @@ class _Dev:
         """Print each client's verdict on each revision once."""
         while True:
             for client in self.relay.clients():
-                for verdict in client.verdicts.values():
-                    key = (client.id, str(verdict.ref))
+                for ref, verdict in client.verdicts.items():
+                    key = (client.id, str(ref))
                     seen = (verdict.revision, verdict.result)
                     if verdict.result == "pending" or self.reported.get(key) == seen:
                         continue

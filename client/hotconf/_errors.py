@@ -2,7 +2,7 @@
 
 ::
 
-    HotconfError
+    HotconfError               (hotconf_wire.errors: the root of every part of hotconf)
     ├── ProtocolError          a frame broke wire protocol v1 (.code says which rule)
     ├── ConfigError            a config is unusable
     │   ├── ConfigParseError   a key or a manifest does not parse (.source, .line)
@@ -21,6 +21,8 @@ different classes so that callers act on the class, never on a message.
 
 from __future__ import annotations
 
+from hotconf_wire.errors import HotconfError, ProtocolError
+
 __all__ = [
     "ConfigError",
     "ConfigParseError",
@@ -31,23 +33,6 @@ __all__ = [
     "RelayUnavailable",
     "RunnerError",
 ]
-
-
-class HotconfError(Exception):
-    """Base of every error hotconf raises."""
-
-
-class ProtocolError(HotconfError):
-    """A peer sent something wire protocol v1 does not allow.
-
-    ``code`` is one of :data:`hotconf.protocol.ERROR_CODES` and is what the receiving side sends
-    back in its ``error`` frame before it closes the connection.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class ConfigError(HotconfError):

@@ -20,7 +20,7 @@ import yaml
 
 from hotconf._config import parse_key
 from hotconf._errors import ConfigParseError
-from hotconf.protocol import MAX_CONFIG_BYTES, ConfigSnapshot, compute_revision
+from hotconf_wire.protocol import MAX_CONFIG_BYTES, ConfigSnapshot, compute_revision
 
 __all__ = ["load_configmap", "parse_configmap"]
 

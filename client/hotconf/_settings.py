@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from hotconf.protocol import ConfigMapRef, refs
+from hotconf_wire.protocol import ConfigMapRef, refs
 
 __all__ = ["DEFAULT_SOCKET", "ClientSettings"]
 

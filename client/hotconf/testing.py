@@ -1,6 +1,6 @@
 """Test doubles for applications that use hotconf: a real relay you drive from a plain test.
 
-``FakeRelay`` runs a :class:`hotconf.relay.Relay` on its own event loop in a background thread
+``FakeRelay`` runs a :class:`hotconf_wire.relay.Relay` on its own event loop in a background thread
 and serves a Unix socket, so the code under test talks wire protocol v1 exactly as it would to a
 sidecar. Tests publish configs with plain dicts and read back each client's ACK or NACK::
 
@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 from hotconf._runners._asyncio import AsyncRunner
 from hotconf._runners._base import RunnerState, Stop
 from hotconf._runners._blocking import BlockingRunner
-from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
-from hotconf.relay import ClientStatus, Relay, Verdict
+from hotconf_wire.answers import ClientVerdict
+from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
+from hotconf_wire.relay import ClientStatus, Relay
 
 __all__ = ["FakeRelay", "running", "snapshot"]
 
@@ -139,7 +140,7 @@ class FakeRelay:
         config: Mapping[str, str] | ConfigSnapshot,
         *,
         wait: float | None = None,
-    ) -> list[Verdict]:
+    ) -> list[ClientVerdict]:
         """Publish ``config`` (a data dict or a snapshot) and, with ``wait``, the verdicts."""
         if not isinstance(config, ConfigSnapshot):
             config = snapshot(config, namespace=self.ref.namespace, name=self.ref.name)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import kopf
 
-from hotconf.protocol import ConfigMapRef
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
 from hotconf_operator._gc import HeapKeeper
@@ -30,6 +29,7 @@ from hotconf_operator._rollout import RolloutManager, snapshot_of
 from hotconf_operator._settings import OperatorConfig, parse_settings
 from hotconf_operator._signing import Signer, load_signer
 from hotconf_operator._status import StatusReporter
+from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = ["main"]
 

@@ -1,7 +1,7 @@
 """Bring one pod to one revision of one ConfigMap, and say how it went.
 
 :class:`Deliverer` is shared by ``_rollout`` (a new revision, pushed at once) and ``_reconcile``
-(a late pod, a restarted sidecar or operator: ``GET /v1/state`` first, push only if the pod holds
+(a late pod, a restarted sidecar or operator: ``GET /v2/state`` first, push only if the pod holds
 another revision). It turns every answer into a :class:`PodOutcome`: ``applied`` when every
 client of the pod ACKed (or none is connected yet: the sidecar holds it for them), ``rejected``
 when a client NACKed or the sidecar refused the envelope, ``pending`` when the pod did not answer
@@ -10,24 +10,26 @@ or a client timed out. It also counts pushes by outcome for the metrics.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from prometheus_client import Counter
 
-from hotconf.protocol import ConfigSnapshot
 from hotconf_operator._errors import PodUnreachable, PushFailed, PushRefused
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._signing import Signer
+from hotconf_wire.answers import ClientVerdict, HeldConfig
+from hotconf_wire.protocol import ConfigSnapshot
 
-__all__ = ["Deliverer", "PodOutcome", "Verdict", "held_revision", "verdict_of_clients"]
+__all__ = ["Deliverer", "PodOutcome", "Verdict", "verdict_of_clients"]
 
 
 class Verdict(StrEnum):
+    """A pod's verdict on one revision, from its clients' answers."""
+
     APPLIED = "applied"
     REJECTED = "rejected"
     PENDING = "pending"
@@ -43,31 +45,17 @@ class PodOutcome:
     message: str = ""
 
 
-def verdict_of_clients(clients: Sequence[Mapping[str, Any]] | None) -> tuple[Verdict, str]:
-    """Any NACK rejects; else any timeout leaves it pending; else it is applied."""
+def verdict_of_clients(clients: Iterable[ClientVerdict]) -> tuple[Verdict, str]:
+    """Any NACK rejects; else any other answer than an ACK leaves it pending; else applied."""
     pending = ""
-    for client in clients or ():
-        result = client.get("result")
-        who = client.get("client") or client.get("id") or "client"
-        if result == "nack":
-            return Verdict.REJECTED, f"{who} (pid {client.get('pid')}): {client.get('message', '')}"
-        if result not in ("ack", None) and not pending:
-            pending = f"{who} (pid {client.get('pid')}) answered {result}"
+    for client in clients:
+        if client.result == "nack":
+            return Verdict.REJECTED, f"{client.who}: {client.message}"
+        if client.result != "ack" and not pending:
+            pending = f"{client.who} answered {client.result}"
     if pending:
         return Verdict.PENDING, pending
     return Verdict.APPLIED, ""
-
-
-def held_revision(state: Mapping[str, Any], snapshot: ConfigSnapshot) -> Mapping[str, Any] | None:
-    """The ``configmaps[]`` entry of a ``/v1/state`` answer for this ConfigMap, if any."""
-    for entry in state.get("configmaps") or ():
-        if (
-            isinstance(entry, Mapping)
-            and entry.get("namespace") == snapshot.namespace
-            and entry.get("name") == snapshot.name
-        ):
-            return entry
-    return None
 
 
 class Deliverer:
@@ -88,9 +76,9 @@ class Deliverer:
     def _outcome(self, pod: PodTarget, snap: ConfigSnapshot, v: Verdict, msg: str) -> PodOutcome:
         return PodOutcome(pod=pod, revision=snap.revision, verdict=v, message=msg)
 
-    async def held(self, pod: PodTarget, snapshot: ConfigSnapshot) -> Mapping[str, Any] | None:
-        """What the pod reports holding for this ConfigMap; raises PushFailed."""
-        return held_revision(await self._pusher.state(pod), snapshot)
+    async def held(self, pod: PodTarget, snapshot: ConfigSnapshot) -> HeldConfig | None:
+        """What the pod reports holding of this snapshot's ConfigMap; raises PushFailed."""
+        return (await self._pusher.state(pod)).held(snapshot.ref)
 
     async def deliver(
         self, pod: PodTarget, snapshot: ConfigSnapshot, *, check_first: bool
@@ -101,12 +89,12 @@ class Deliverer:
             except PushFailed as exc:
                 self._count("unreachable")
                 return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
-            if entry is not None and entry.get("revision") == snapshot.revision:
-                verdict, message = verdict_of_clients(entry.get("clients"))
+            if entry is not None and entry.revision == snapshot.revision:
+                verdict, message = verdict_of_clients(entry.clients)
                 return self._outcome(pod, snapshot, verdict, message)
-        body = self._signer.push_body(pod.ref, snapshot)
+        signed = self._signer.sign_push(pod.ref, snapshot)
         try:
-            answer = await self._pusher.push(pod, body)
+            answer = await self._pusher.push(pod, signed)
         except PodUnreachable as exc:
             self._count("unreachable")
             return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
@@ -120,8 +108,8 @@ class Deliverer:
                     else (self._outcome(pod, snapshot, Verdict.PENDING, f"sidecar: {exc}"))
                 )
             return self._outcome(pod, snapshot, Verdict.REJECTED, f"sidecar refused: {exc}")
-        verdict, message = verdict_of_clients(answer.get("clients"))
-        if verdict is Verdict.APPLIED and answer.get("status") == "unchanged":
+        verdict, message = verdict_of_clients(answer.clients)
+        if verdict is Verdict.APPLIED and answer.status == "unchanged":
             self._count("unchanged")
         else:
             self._count(str(verdict))

@@ -2,7 +2,7 @@
 
 ::
 
-    OperatorError                       (hotconf.HotconfError)
+    OperatorError                       (hotconf_wire.errors.HotconfError)
     ├── SettingsError                   a flag or environment variable is invalid
     ├── SigningKeyError                 the Ed25519 private key cannot be loaded or created
     ├── KubeApiError                    the Kubernetes API refused or failed a request (.status)
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotconf import HotconfError
+from hotconf_wire.errors import HotconfError
 
 __all__ = [
     "ConfigInvalid",

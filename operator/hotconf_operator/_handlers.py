@@ -31,7 +31,6 @@ from typing import Any, cast
 
 import kopf
 
-from hotconf.protocol import ConfigMapRef
 from hotconf_operator._gc import HeapKeeper
 from hotconf_operator._index import (
     CONFIGMAPS_ANNOTATION,
@@ -51,6 +50,7 @@ from hotconf_operator._settings import OperatorConfig
 from hotconf_operator._storage import NoDiffBaseStorage, NoProgressStorage
 from hotconf_operator._webhook import NO_IMAGE_REASON, webhook_server
 from hotconf_operator._webhook import register as register_webhook
+from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = ["ENABLED_LABEL", "INDEX_NAME", "Runtime", "configure", "register"]
 

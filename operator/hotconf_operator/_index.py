@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hotconf.envelope import PodRef
-from hotconf.protocol import ConfigMapRef
+from hotconf_wire.envelope import PodRef
+from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = [
     "CONFIGMAPS_ANNOTATION",

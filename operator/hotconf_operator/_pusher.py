@@ -1,20 +1,20 @@
-"""HTTP to the sidecars: ``POST /v1/push`` and ``GET /v1/state``, with retries and a bound.
+"""HTTP to the sidecars: ``POST /v2/push`` and ``GET /v2/state``, with retries and a bound.
 
 One :class:`Pusher` per operator process, created by ``__main__`` and shared by ``_rollout``
 and ``_reconcile``. It keeps one aiohttp session (keep-alive connections reused per sidecar),
 bounds the requests in flight with a semaphore, gives each attempt a timeout, and retries
 connection errors, timeouts and 5xx answers with exponential backoff and full jitter. A 4xx
 answer is the sidecar's verdict on the envelope and is raised at once as
-:class:`PushRefused`; exhausted retries raise :class:`PodUnreachable`.
+:class:`PushRefused`; exhausted retries raise :class:`PodUnreachable`. Answers are decoded into
+the wire's models (:mod:`hotconf_wire.answers`); one that does not parse is retried like a 5xx.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from yarl import URL
@@ -22,6 +22,10 @@ from yarl import URL
 from hotconf_operator._errors import PodUnreachable, PushRefused
 from hotconf_operator._index import PodTarget
 from hotconf_operator._settings import PushConfig
+from hotconf_operator._signing import SignedPush
+from hotconf_wire.answers import PodState, PushAnswer, Refusal
+from hotconf_wire.envelope import PUSH_PATH, SIGNATURE_HEADER, STATE_PATH
+from hotconf_wire.errors import AnswerError
 
 __all__ = ["Pusher"]
 
@@ -68,7 +72,7 @@ class Pusher:
             if len(self._urls) >= _URLS_KEPT:
                 self._urls.clear()
             base = URL(target.base_url)
-            urls = self._urls[key] = (base.with_path("/v1/push"), base.with_path("/v1/state"))
+            urls = self._urls[key] = (base.with_path(PUSH_PATH), base.with_path(STATE_PATH))
         return urls
 
     async def aclose(self) -> None:
@@ -97,47 +101,47 @@ class Pusher:
         )
 
     @staticmethod
-    async def _read(resp: aiohttp.ClientResponse) -> Any:
+    async def _read(resp: aiohttp.ClientResponse) -> bytes:
+        """The body of a 2xx answer; raise PushRefused for a 4xx one, retry anything else."""
         raw = await resp.read()
         if resp.status >= 500:
             raise _Retry(f"HTTP {resp.status}")
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            obj = None
         if resp.status >= 400:
-            err = obj.get("error") if isinstance(obj, dict) else None
-            if not isinstance(err, dict):
-                err = {}
-            raise PushRefused(
-                str(err.get("reason") or f"http_{resp.status}"),
-                str(err.get("message") or raw[:200].decode(errors="replace")),
-                status=resp.status,
-            )
-        if not isinstance(obj, dict):
-            raise _Retry(f"HTTP {resp.status} with a body that is not a JSON object")
-        return obj
+            try:
+                refusal = Refusal.decode(raw)
+            except AnswerError:
+                refusal = Refusal(f"http_{resp.status}", raw[:200].decode(errors="replace"))
+            raise PushRefused(refusal.reason, refusal.message, status=resp.status)
+        if resp.status != 200:
+            raise _Retry(f"HTTP {resp.status}, not 200")
+        return raw
 
-    async def push(self, target: PodTarget, body: bytes) -> dict[str, Any]:
+    async def push(self, target: PodTarget, signed: SignedPush) -> PushAnswer:
         """POST the envelope; the sidecar's 200 answer, or PushRefused / PodUnreachable."""
         session = self._get_session()
         url = self._urls_of(target)[0]
+        headers = {SIGNATURE_HEADER: signed.signature}
 
-        async def attempt() -> dict[str, Any]:
-            async with session.post(url, data=body) as resp:
-                result: dict[str, Any] = await self._read(resp)
-                return result
+        async def attempt() -> PushAnswer:
+            async with session.post(url, data=signed.body, headers=headers) as resp:
+                return _decoded(PushAnswer.decode, await self._read(resp))
 
         return await self._with_retries(target, "push", attempt)
 
-    async def state(self, target: PodTarget) -> dict[str, Any]:
-        """GET /v1/state: which revision of each ConfigMap the pod holds."""
+    async def state(self, target: PodTarget) -> PodState:
+        """GET /v2/state: which revision of each ConfigMap the pod holds."""
         session = self._get_session()
         url = self._urls_of(target)[1]
 
-        async def attempt() -> dict[str, Any]:
+        async def attempt() -> PodState:
             async with session.get(url) as resp:
-                result: dict[str, Any] = await self._read(resp)
-                return result
+                return _decoded(PodState.decode, await self._read(resp))
 
         return await self._with_retries(target, "state read", attempt)
+
+
+def _decoded(decode: Callable[[bytes], T], raw: bytes) -> T:
+    try:
+        return decode(raw)
+    except AnswerError as exc:
+        raise _Retry(f"the sidecar's answer does not parse: {exc}") from exc

@@ -23,11 +23,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from hotconf.protocol import ConfigMapRef
 from hotconf_operator._delivery import Verdict
 from hotconf_operator._errors import KubeApiError, PushFailed
 from hotconf_operator._index import PodTarget
 from hotconf_operator._rollout import RolloutManager
+from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = ["CONFIRM_TTL", "CurrentRevisionFn", "Reconciler"]
 

@@ -2,7 +2,7 @@
 
 ``_handlers`` calls :meth:`RolloutManager.configmap_seen` for every watch event of a ConfigMap
 labelled ``hotconf.dev/enabled: "true"``. The content revision
-(:func:`hotconf.protocol.compute_revision` over ``data`` and ``binaryData``) decides: the same
+(:func:`hotconf_wire.protocol.compute_revision` over ``data`` and ``binaryData``) decides: the same
 revision as before (a change of annotations, our own status included) does nothing; a new one
 cancels any rollout still running for an older revision and starts a new rollout task:
 
@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotconf.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
 from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict, verdict_of_clients
 from hotconf_operator._errors import ConfigInvalid
 from hotconf_operator._index import PodTarget
@@ -43,6 +42,7 @@ from hotconf_operator._validation import (
     SchemaFetcher,
     validate_configmap,
 )
+from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
 
 __all__ = ["ConfigMapState", "RolloutManager", "snapshot_of"]
 
@@ -361,9 +361,9 @@ class RolloutManager:
             entry = await self._deliverer.held(target, snapshot)
         except Exception as exc:  # any failure leaves the pod pending
             return PodOutcome(target, snapshot.revision, Verdict.PENDING, str(exc))
-        if entry is not None and entry.get("revision") == snapshot.revision:
+        if entry is not None and entry.revision == snapshot.revision:
             # The sidecar holds it; its clients say whether they took it (a NACK stays one).
-            verdict, message = verdict_of_clients(entry.get("clients"))
+            verdict, message = verdict_of_clients(entry.clients)
             return PodOutcome(target, snapshot.revision, verdict, message)
         return PodOutcome(target, snapshot.revision, Verdict.PENDING, "halted: keeps its config")
 

@@ -3,11 +3,10 @@
 ``__main__`` loads the key once at start-up (:func:`load_signer`) from a PEM file or from a
 Secret (``namespace/name``, key ``private.pem``); a missing Secret is created with a fresh key,
 so a Helm chart can leave key creation to the operator. The rollout and reconcile code call
-:meth:`Signer.push_body` for each pod: the payload is
-:func:`hotconf.envelope.encode_payload`'s, carries ``sequence = time.time_ns()`` and expires
-``ttl`` seconds later. A rollout pushes one snapshot to every pod, so the JSON of its data is
-encoded once per snapshot and only the pod, sequence and expiry are encoded per pod (with 100
-pods and 1 KiB of data, signing every push took 0.23 ms per pod before the first one left).
+:meth:`Signer.sign_push` for each pod: the payload is envelope v2
+(:func:`hotconf_wire.envelope.encode_payload`), carries ``sequence = time.time_ns()`` and expires
+``ttl`` seconds later. A rollout pushes one snapshot to every pod, so the snapshot's config frame
+is encoded once per snapshot and only the first line (pod, sequence, expiry) per pod.
 """
 
 from __future__ import annotations
@@ -16,25 +15,33 @@ import asyncio
 import base64
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hotconf.envelope import PodRef, Push, encode_body, encode_payload, encode_snapshot_fields
-from hotconf.protocol import ConfigSnapshot
 from hotconf_operator._errors import KubeApiError, SigningKeyError
 from hotconf_operator._kubeapi import KubeApi
 from hotconf_operator._settings import SigningConfig
+from hotconf_wire.envelope import PodRef, Push, encode_payload, encode_signature
+from hotconf_wire.protocol import ConfigSnapshot, encode_body
 
-__all__ = ["SECRET_KEY", "Signer", "load_signer"]
+__all__ = ["SECRET_KEY", "SignedPush", "Signer", "load_signer"]
 
 #: The key of the signing-key Secret that holds the PEM private key.
 SECRET_KEY = "private.pem"
 #: Written next to it when the operator creates the Secret, for charts and humans.
 SECRET_PUBLIC_KEY = "public.pem"
-#: Snapshots whose encoded data the signer keeps (rollouts of different ConfigMaps interleave).
-_TAILS_KEPT = 16
+#: Snapshots whose encoded frame the signer keeps (rollouts of different ConfigMaps interleave).
+_FRAMES_KEPT = 16
+
+
+class SignedPush(NamedTuple):
+    """One pod's ``POST /v2/push``: the body (the payload) and its ``Hotconf-Signature``."""
+
+    body: bytes
+    signature: str
 
 
 class Signer:
@@ -43,9 +50,9 @@ class Signer:
     def __init__(self, key: Ed25519PrivateKey, *, ttl: float = 60.0) -> None:
         self._key = key
         self._ttl = ttl
-        # id(snapshot) -> (snapshot, the payload's JSON from "configmap" to the end), for the
-        # last few snapshots pushed (the snapshot is held, so its id cannot be reused meanwhile)
-        self._tails: dict[int, tuple[ConfigSnapshot, bytes]] = {}
+        # id(snapshot) -> (snapshot, its config frame's body), for the last few snapshots
+        # pushed (the snapshot is held, so its id cannot be reused meanwhile)
+        self._frames: dict[int, tuple[ConfigSnapshot, bytes]] = {}
 
     @classmethod
     def generate(cls, *, ttl: float = 60.0) -> Signer:
@@ -83,25 +90,25 @@ class Signer:
     def sign(self, payload: bytes) -> bytes:
         return self._key.sign(payload)
 
-    def _snapshot_fields(self, snapshot: ConfigSnapshot) -> bytes:
-        cached = self._tails.get(id(snapshot))
+    def _frame(self, snapshot: ConfigSnapshot) -> bytes:
+        cached = self._frames.get(id(snapshot))
         if cached is not None and cached[0] is snapshot:
             return cached[1]
-        fields = encode_snapshot_fields(snapshot)
-        if len(self._tails) >= _TAILS_KEPT:
-            del self._tails[next(iter(self._tails))]  # the oldest
-        self._tails[id(snapshot)] = (snapshot, fields)
-        return fields
+        frame = encode_body(snapshot)
+        if len(self._frames) >= _FRAMES_KEPT:
+            del self._frames[next(iter(self._frames))]  # the oldest
+        self._frames[id(snapshot)] = (snapshot, frame)
+        return frame
 
-    def push_body(
+    def sign_push(
         self, pod: PodRef, snapshot: ConfigSnapshot, *, now: float | None = None
-    ) -> bytes:
-        """The ``POST /v1/push`` body for this pod: payload and signature, base64 in JSON."""
+    ) -> SignedPush:
+        """The signed envelope v2 for this pod: payload and ``Hotconf-Signature`` header."""
         sequence = time.time_ns()
         expires = (sequence / 1e9 if now is None else now) + self._ttl
         push = Push(pod=pod, snapshot=snapshot, sequence=sequence, expires=expires)
-        payload = encode_payload(push, snapshot_fields=self._snapshot_fields(snapshot))
-        return encode_body(payload, self._key.sign(payload))
+        payload = encode_payload(push, frame=self._frame(snapshot))
+        return SignedPush(payload, encode_signature(self._key.sign(payload)))
 
 
 async def load_signer(config: SigningConfig, *, api: KubeApi | None, ttl: float) -> Signer:

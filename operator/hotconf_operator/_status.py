@@ -20,9 +20,9 @@ from typing import Any, cast
 
 import kopf
 
-from hotconf.protocol import ConfigMapRef
 from hotconf_operator._errors import KubeApiError
 from hotconf_operator._kubeapi import KubeApi
+from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = ["STATUS_ANNOTATION", "Phase", "RolloutStatus", "StatusReporter", "parse_status"]
 

@@ -24,13 +24,13 @@ logger: Final = logging.getLogger("hotconf_sidecar")
 
 async def serve(settings: Settings) -> None:
     """Run the sidecar until SIGTERM or SIGINT, then stop gracefully."""
-    from hotconf.relay import Relay
     from hotconf_sidecar._adapters import FilesAdapter, NotifyUrlAdapter, SignalAdapter
     from hotconf_sidecar._http import HttpServer
     from hotconf_sidecar._keys import load_public_key
     from hotconf_sidecar._sidecar import Sidecar
     from hotconf_sidecar._store import Store
     from hotconf_sidecar._verify import Verifier
+    from hotconf_wire.relay import Relay
 
     adapters = settings.adapters
     sidecar = Sidecar(

@@ -26,10 +26,10 @@ import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
-from hotconf.protocol import ConfigSnapshot
+from hotconf_wire.protocol import ConfigSnapshot
 
 __all__ = ["AdapterResult", "FilesAdapter", "NotifyUrlAdapter", "SignalAdapter"]
 
@@ -41,7 +41,7 @@ class AdapterResult:
     """One adapter's outcome for one revision, reported next to the relay's clients."""
 
     id: str
-    result: str  # "ack" | "nack"
+    result: Literal["ack", "nack"]
     message: str = ""
 
 

@@ -4,9 +4,11 @@ Built and started by :mod:`hotconf_sidecar.__main__` around a
 :class:`~hotconf_sidecar._sidecar.Sidecar`.
 
 =================  ======================================================================
-``POST /v1/push``  a signed envelope; 200 ``applied``/``unchanged`` with per-client verdicts,
+``POST /v2/push``  a signed envelope; 200 ``applied``/``unchanged`` with per-client verdicts,
                    4xx ``{"error": {"reason", "message"}}``, 503 while starting or stopping
-``GET /v1/state``  held revision and sequence per ConfigMap and each client's verdict
+``GET /v2/state``  held revision and sequence per ConfigMap and each client's verdict
+``GET /v1/state``  the same (v1's layout was v2's)
+``POST /v1/push``  410 ``gone``: envelope v1 is no longer accepted (``docs/protocol.md``)
 ``GET /healthz``   200 while the process serves HTTP
 ``GET /readyz``    200 once the state is loaded and the relay listens, else 503
 ``GET /metrics``   Prometheus text format
@@ -40,21 +42,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Final, NamedTuple, cast
+from typing import Final, NamedTuple, cast
 
 import httptools
 
-from hotconf.envelope import MAX_BODY_BYTES, EnvelopeError
 from hotconf_sidecar._metrics import CONTENT_TYPE
 from hotconf_sidecar._sidecar import Sidecar, Unavailable
 from hotconf_sidecar._store import StoreError
+from hotconf_wire.answers import Refusal
+from hotconf_wire.envelope import MAX_BODY_BYTES, PUSH_PATH, SIGNATURE_HEADER, STATE_PATH
+from hotconf_wire.errors import EnvelopeError
 
 __all__ = ["HttpServer"]
 
@@ -62,7 +65,9 @@ logger: Final = logging.getLogger("hotconf_sidecar.http")
 
 _MAX_HEAD: Final = 16 * 1024
 _MAX_OTHER_BODY: Final = 64 * 1024
-_PUSH: Final = (b"POST", b"/v1/push")
+_PUSH: Final = (b"POST", PUSH_PATH.encode())
+_V1_PUSH: Final = (b"POST", b"/v1/push")
+_SIGNATURE: Final = SIGNATURE_HEADER.lower().encode()
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Seconds a closing connection gets to take the answers still buffered for it.
 _CLOSE_GRACE: Final = 1.0
@@ -82,18 +87,19 @@ class _Request(NamedTuple):
     route: _Route  # (method, path without the query)
     body: bytes
     keep_alive: bool
+    signature: str | None = None  # the push's Hotconf-Signature header
 
 
 class _Stop(Exception):
     """Raised in a parser callback to stop parsing: the connection takes no more requests."""
 
 
-def _json(status: int, body: dict[str, Any], *, close: bool = False) -> _Reply:
-    return _Reply(status, json.dumps(body, separators=(",", ":")).encode(), close=close)
-
-
 def _error(status: int, reason: str, message: str, *, close: bool = False) -> _Reply:
-    return _json(status, {"error": {"reason": reason, "message": message}}, close=close)
+    return _Reply(status, Refusal(reason, message).encode(), close=close)
+
+
+def _refused(error: EnvelopeError, *, close: bool = False) -> _Reply:
+    return _Reply(error.status, Refusal.of(error).encode(), close=close)
 
 
 def _malformed(message: str, status: int = 400) -> _Reply:
@@ -184,13 +190,14 @@ class HttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Every route but the push: they answer without waiting. The push is ``_push``.
         self._routes: dict[_Route, Callable[[bytes], _Reply]] = {
+            (b"GET", STATE_PATH.encode()): self._state,
             (b"GET", b"/v1/state"): self._state,
             (b"GET", b"/healthz"): self._healthz,
             (b"GET", b"/readyz"): self._readyz,
             (b"GET", b"/metrics"): self._metrics,
         }
         self._allowed: dict[bytes, str] = {}
-        for method, path in [*self._routes, _PUSH]:
+        for method, path in [*self._routes, _PUSH, _V1_PUSH]:
             known = self._allowed.get(path)
             self._allowed[path] = f"{known}, {method.decode()}" if known else method.decode()
 
@@ -297,17 +304,31 @@ class HttpServer:
         if route != _PUSH:
             return _error(413, "too_large", "this endpoint takes no body", close=True)
         error = EnvelopeError("too_large", f"push body of {size} bytes exceeds {MAX_BODY_BYTES}")
+        return self._rejected(error, close=True)
+
+    def _rejected(self, error: EnvelopeError, *, close: bool = False) -> _Reply:
+        """A push refused before the sidecar saw it: counted and logged as the sidecar does."""
         self.sidecar.metrics.rejected.labels(error.reason).inc()
         logger.warning("push rejected: %s", error)
-        return _json(error.status, error.to_json(), close=True)
+        return _refused(error, close=close)
+
+    def _gone(self) -> _Reply:
+        return self._rejected(
+            EnvelopeError(
+                "gone",
+                f"POST /v1/push (envelope v1) is no longer served; this sidecar takes envelope "
+                f"v2 on POST {PUSH_PATH}: upgrade the hotconf operator to this sidecar's version",
+            ),
+            close=True,
+        )
 
     # -- routes ---------------------------------------------------------------------------------
 
-    async def _push(self, body: bytes) -> _Reply:
+    async def _push(self, request: _Request) -> _Reply:
         try:
-            answer = await self.sidecar.push(body)
+            answer = await self.sidecar.push(request.body, signature=request.signature)
         except EnvelopeError as exc:
-            return _json(exc.status, exc.to_json())
+            return _refused(exc)
         except Unavailable as exc:
             self.sidecar.metrics.rejected.labels("unavailable").inc()
             return _error(503, "unavailable", str(exc))
@@ -317,10 +338,10 @@ class HttpServer:
             return _error(500, "internal", str(exc))
         except Exception:
             return self._failed(_PUSH)
-        return _json(200, answer)
+        return _Reply(200, answer.encode())
 
     def _state(self, body: bytes) -> _Reply:
-        return _json(200, self.sidecar.state())
+        return _Reply(200, self.sidecar.state().encode())
 
     def _healthz(self, body: bytes) -> _Reply:
         return _text(200, "ok\n")
@@ -350,6 +371,7 @@ class _Connection(asyncio.Protocol):
         self._length: bytes | None = None
         self._hosts = 0
         self._continue = False
+        self._signature: bytes | None = None
         self._route: _Route = (b"", b"")
         self._limit = _MAX_OTHER_BODY
         self._body: list[bytes] = []
@@ -441,6 +463,7 @@ class _Connection(asyncio.Protocol):
         self._length = None
         self._hosts = 0
         self._continue = False
+        self._signature = None
         self._head = 0
         self._body = []
         self._size = 0
@@ -458,6 +481,8 @@ class _Connection(asyncio.Protocol):
             self._hosts += 1
         elif name == b"expect":
             self._continue = value.lower() == b"100-continue"
+        elif name == _SIGNATURE:
+            self._signature = value
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -470,6 +495,9 @@ class _Connection(asyncio.Protocol):
             self._refuse(_malformed("an HTTP/1.1 request needs one Host header"))
             raise _Stop
         route = self._route = (parser.get_method(), self._url.partition(b"?")[0])
+        if route == _V1_PUSH:
+            self._refuse(self._server._gone())
+            raise _Stop
         limit = self._limit = MAX_BODY_BYTES if route == _PUSH else _MAX_OTHER_BODY
         if self._length is not None:
             try:
@@ -505,8 +533,14 @@ class _Connection(asyncio.Protocol):
             # Answered now, and that takes as long as it takes. (Not while the peer leaves its
             # answers unread: that connection's deadline stands.)
             self._server._deadlines.pop(self, None)
+        signature = self._signature
         self._queue.append(
-            _Request(self._route, body[0] if len(body) == 1 else b"".join(body), self._keep_alive)
+            _Request(
+                self._route,
+                body[0] if len(body) == 1 else b"".join(body),
+                self._keep_alive,
+                None if signature is None else signature.decode("latin-1"),
+            )
         )
         if not self._keep_alive:
             self._done = True
@@ -541,7 +575,7 @@ class _Connection(asyncio.Protocol):
     async def _run(self, request: _Request) -> None:
         """Handle a push (the one route that waits: for the clients' ACKs), then answer on."""
         try:
-            reply = await self._server._push(request.body)
+            reply = await self._server._push(request)
         finally:
             task, self._task = self._task, None
             if task is not None:

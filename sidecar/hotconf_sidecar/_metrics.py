@@ -27,8 +27,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hotconf.envelope import REJECT_REASONS
-from hotconf.protocol import ConfigMapRef
+from hotconf_wire.errors import REJECT_REASONS
+from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 

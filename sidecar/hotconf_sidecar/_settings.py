@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from hotconf.envelope import PodRef
+from hotconf_wire.envelope import PodRef
 
 __all__ = ["AdapterSettings", "Settings", "SettingsError", "parse_settings"]
 

@@ -25,11 +25,8 @@ import asyncio
 import enum
 import logging
 import time
-from typing import Any, Final
+from typing import Final
 
-from hotconf.envelope import EnvelopeError, PodRef
-from hotconf.protocol import ConfigMapRef
-from hotconf.relay import Relay, Verdict
 from hotconf_sidecar._adapters import (
     AdapterResult,
     FilesAdapter,
@@ -40,6 +37,11 @@ from hotconf_sidecar._memory import Trimmer
 from hotconf_sidecar._metrics import Metrics
 from hotconf_sidecar._store import Held, Store
 from hotconf_sidecar._verify import Verifier, check_sequence
+from hotconf_wire.answers import ClientVerdict, HeldConfig, PodState, PushAnswer, PushStatus
+from hotconf_wire.envelope import PodRef
+from hotconf_wire.errors import EnvelopeError
+from hotconf_wire.protocol import ConfigMapRef
+from hotconf_wire.relay import Relay
 
 __all__ = ["Phase", "Sidecar", "Unavailable"]
 
@@ -57,24 +59,8 @@ class Unavailable(Exception):
     """The sidecar does not take pushes now (it is starting or stopping)."""
 
 
-def _client_json(verdict: Verdict) -> dict[str, Any]:
-    return {
-        "id": verdict.client_id,
-        "client": verdict.client,
-        "pid": verdict.pid,
-        "result": verdict.result,
-        "message": verdict.message,
-    }
-
-
-def _adapter_json(result: AdapterResult) -> dict[str, Any]:
-    return {
-        "id": result.id,
-        "client": result.id,
-        "pid": None,
-        "result": result.result,
-        "message": result.message,
-    }
+def _adapter_verdict(result: AdapterResult, revision: str) -> ClientVerdict:
+    return ClientVerdict(result.id, result.id, None, revision, result.result, result.message)
 
 
 class Sidecar:
@@ -146,14 +132,15 @@ class Sidecar:
 
     # -- pushes ---------------------------------------------------------------------------------
 
-    async def push(self, body: bytes) -> dict[str, Any]:
-        """Handle one push body; return the answer or raise ``EnvelopeError``/``Unavailable``."""
+    async def push(self, body: bytes, *, signature: str | None) -> PushAnswer:
+        """Handle one push (its body and ``Hotconf-Signature`` header); return the answer or
+        raise ``EnvelopeError``/``Unavailable``."""
         if self.phase is not Phase.RUNNING:
             raise Unavailable(f"the sidecar is {self.phase.value}; retry later")
         self._inflight += 1
         self._idle.clear()
         try:
-            return await self._push(body)
+            return await self._push(body, signature)
         except EnvelopeError as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             logger.warning("push rejected: %s", exc)
@@ -164,8 +151,8 @@ class Sidecar:
             if not self._inflight:
                 self._idle.set()
 
-    async def _push(self, body: bytes) -> dict[str, Any]:
-        payload, push = self.verifier.verify(body)
+    async def _push(self, payload: bytes, signature: str | None) -> PushAnswer:
+        push = self.verifier.verify(payload, signature)
         snapshot = push.snapshot
         ref = snapshot.ref
         held = self._held.get(ref)
@@ -179,22 +166,20 @@ class Sidecar:
         self.store.save(push, payload)
         if decision == "unchanged":
             assert held is not None
-            self._held[ref] = Held(held.snapshot, push.sequence)
+            self._held[ref] = Held(held.snapshot, push.sequence, held.frame)
             self.metrics.held(ref, held.snapshot.revision, push.sequence)
             self.metrics.unchanged.inc()
             clients = [
-                _client_json(c.verdicts[ref])
-                for c in self.relay.clients()
-                if c.wants(ref) and ref in c.verdicts
+                c.verdicts[ref] for c in self.relay.clients() if c.wants(ref) and ref in c.verdicts
             ]
             logger.info("push %s %s seq=%d unchanged", ref, snapshot.revision, push.sequence)
             return self._answer("unchanged", snapshot.revision, push.sequence, clients)
-        self._held[ref] = Held(snapshot, push.sequence)
+        self._held[ref] = Held(snapshot, push.sequence, push.frame)
         self.metrics.held(ref, snapshot.revision, push.sequence)
 
         started = time.perf_counter()
         # The frames go to the clients now, before the adapters run; no task, no extra wake-up.
-        publication = self.relay.send(snapshot)
+        publication = self.relay.send(snapshot, body=push.frame)
         adapters: list[AdapterResult] = []
         if self.files is not None or self.signal is not None or self.notify_url is not None:
             await publication.drained()
@@ -210,7 +195,7 @@ class Sidecar:
         elapsed = time.perf_counter() - started
         self.metrics.relay_seconds.observe(elapsed)
         self.metrics.applied.inc()
-        clients = [_client_json(v) for v in verdicts] + [_adapter_json(a) for a in adapters]
+        clients = verdicts + [_adapter_verdict(a, snapshot.revision) for a in adapters]
         if logger.isEnabledFor(logging.INFO):  # the summary is built only to be logged
             logger.info(
                 "push %s %s seq=%d applied in %.1fms: %s",
@@ -218,46 +203,30 @@ class Sidecar:
                 snapshot.revision,
                 push.sequence,
                 elapsed * 1000,
-                " ".join(f"{c['id']}={c['result']}" for c in clients) or "no clients",
+                " ".join(f"{c.id}={c.result}" for c in clients) or "no clients",
             )
         return self._answer("applied", snapshot.revision, push.sequence, clients)
 
     @staticmethod
     def _answer(
-        status: str, revision: str, sequence: int, clients: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        return {"status": status, "revision": revision, "sequence": sequence, "clients": clients}
+        status: PushStatus, revision: str, sequence: int, clients: list[ClientVerdict]
+    ) -> PushAnswer:
+        return PushAnswer(status, revision, sequence, tuple(clients))
 
     # -- reconciliation -------------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> PodState:
         """What this pod holds per ConfigMap and what each client answered about it."""
         clients = self.relay.clients()
-        configmaps = []
-        for ref, held in sorted(self._held.items()):
-            answers = []
-            for client in clients:
-                verdict = client.verdicts.get(ref)
-                if verdict is None:
-                    continue
-                answers.append(
-                    {
-                        "id": client.id,
-                        "client": client.client,
-                        "pid": client.pid,
-                        "result": verdict.result,
-                        "revision": verdict.revision,
-                        "message": verdict.message,
-                    }
+        return PodState(
+            pod=self.pod,
+            configmaps=tuple(
+                HeldConfig(
+                    ref=ref,
+                    revision=held.snapshot.revision,
+                    sequence=held.sequence,
+                    clients=tuple(c.verdicts[ref] for c in clients if ref in c.verdicts),
                 )
-            configmaps.append(
-                {
-                    "namespace": ref.namespace,
-                    "name": ref.name,
-                    "revision": held.snapshot.revision,
-                    "sequence": held.sequence,
-                    "clients": answers,
-                }
-            )
-        pod = {"namespace": self.pod.namespace, "name": self.pod.name, "uid": self.pod.uid}
-        return {"pod": pod, "configmaps": configmaps}
+                for ref, held in sorted(self._held.items())
+            ),
+        )

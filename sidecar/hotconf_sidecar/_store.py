@@ -16,7 +16,8 @@ allocate and start writing the new file's blocks), a create and an unlink 0.03 m
 kernel's page cache keeps the files for a restarted container. With ``fsync=True``
 (``--fsync true``) the new file and the directory are fsynced before the old file goes, which
 only matters when the state must outlive a power loss of the node (see ``docs/sidecar.md``).
-Files of the earlier layout (``<namespace>_<name>.json``) are read too. Errors::
+A file that does not parse as envelope v2 (cut short, or written as envelope v1 by an older sidecar)
+is set aside the same way. Errors::
 
     StoreError (OSError is chained)   the state directory cannot be written or read
 """
@@ -29,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from hotconf.envelope import EnvelopeError, Push, decode_payload
-from hotconf.protocol import ConfigMapRef, ConfigSnapshot
+from hotconf_wire.envelope import Push, decode_payload
+from hotconf_wire.errors import EnvelopeError
+from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
 
 __all__ = ["Held", "Store", "StoreError"]
 
@@ -43,10 +45,14 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """What the sidecar holds for one ConfigMap: a snapshot and the highest sequence accepted."""
+    """What the sidecar holds for one ConfigMap: a snapshot and the highest sequence accepted.
+
+    ``frame`` is the snapshot's frame body as the operator signed it, relayed as it is.
+    """
 
     snapshot: ConfigSnapshot
     sequence: int
+    frame: bytes = b""
 
 
 class Store:
@@ -74,9 +80,6 @@ class Store:
         held: dict[ConfigMapRef, Held] = {}
         found: dict[ConfigMapRef, list[Path]] = {}
         for path in entries:
-            if path.name.startswith(".tmp-"):
-                path.unlink(missing_ok=True)  # the earlier layout's interrupted save
-                continue
             if path.suffix != ".json":
                 continue
             try:
@@ -86,14 +89,13 @@ class Store:
                 path.rename(path.with_suffix(".corrupt"))
                 continue
             ref = push.snapshot.ref
-            legacy = self.dir / f"{ref.namespace}_{ref.name}.json"
-            if path not in (Path(self._path(ref, push.sequence)), legacy):
+            if path != Path(self._path(ref, push.sequence)):
                 logger.warning("state file %s names another ConfigMap; ignoring it", path)
                 continue
             found.setdefault(ref, []).append(path)
             newest = held.get(ref)
             if newest is None or push.sequence > newest.sequence:
-                held[ref] = Held(push.snapshot, push.sequence)
+                held[ref] = Held(push.snapshot, push.sequence, push.frame)
                 self._files[ref] = str(path)
         for ref, paths in found.items():
             for path in paths:

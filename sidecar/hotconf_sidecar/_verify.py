@@ -1,9 +1,10 @@
 """Push verification: is this envelope from the operator, for this pod, current and new?
 
-Called by :mod:`hotconf_sidecar._sidecar` for every ``POST /v1/push``. The checks run in this
+Called by :mod:`hotconf_sidecar._sidecar` for every ``POST /v2/push``. The checks run in this
 order, cheapest trust first, and the first failure decides the answer:
 
-1. body size and shape, signature present (``too_large``, ``malformed``, ``unsigned``);
+1. body size, the ``Hotconf-Signature`` header present and well formed (``too_large``,
+   ``unsigned``, ``malformed``);
 2. Ed25519 signature over the exact payload bytes (``bad_signature``) — nothing in the payload
    is parsed before it verifies;
 3. payload fields and snapshot (``malformed``);
@@ -12,7 +13,7 @@ order, cheapest trust first, and the first failure decides the answer:
 6. sequence against the highest one held for the ConfigMap (:func:`check_sequence`):
    equal is ``replayed``, lower is ``stale``; higher with the same revision is ``unchanged``.
 
-Every rejection is an :class:`hotconf.envelope.EnvelopeError` carrying its reason and status.
+Every rejection is an :class:`hotconf_wire.errors.EnvelopeError` carrying its reason and status.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from typing import Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hotconf.envelope import EnvelopeError, PodRef, Push, decode_body, decode_payload
+from hotconf_wire.envelope import (
+    MAX_BODY_BYTES,
+    PodRef,
+    Push,
+    decode_payload,
+    decode_signature,
+)
+from hotconf_wire.errors import EnvelopeError
 
 __all__ = ["Verifier", "check_sequence"]
 
@@ -43,9 +51,13 @@ class Verifier:
         self._pod = pod
         self._clock = clock
 
-    def verify(self, body: bytes) -> tuple[bytes, Push]:
-        """Return the verified payload bytes and what they say; raise ``EnvelopeError``."""
-        payload, signature = decode_body(body)
+    def verify(self, payload: bytes, signature_header: str | None) -> Push:
+        """Return what the verified payload says; raise ``EnvelopeError``."""
+        if len(payload) > MAX_BODY_BYTES:
+            raise EnvelopeError(
+                "too_large", f"push body of {len(payload)} bytes exceeds {MAX_BODY_BYTES} bytes"
+            )
+        signature = decode_signature(signature_header)
         try:
             self._key.verify(signature, payload)
         except InvalidSignature:
@@ -65,7 +77,7 @@ class Verifier:
                 "expired",
                 f"the push expired {now - push.expires:.3f}s ago; the operator builds a new one",
             )
-        return payload, push
+        return push
 
 
 def check_sequence(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hotconf_e2e import configmap_manifest, kubectl, pods, wait_for
 
-from hotconf.protocol import compute_revision
+from hotconf_wire.protocol import compute_revision
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@
 Proves what docs/operator.md ("A halted rollout and an operator restart") promises: before the
 restart a pod that starts after the halt gets the last revision every pod had applied (kept in
 memory); the restarted operator keeps the rollout halted, pushes nothing, and counts the pods as
-they are (the pod that NACKed still counts as rejected, from its sidecar's ``/v1/state``); a pod
+they are (the pod that NACKed still counts as rejected, from its sidecar's ``/v2/state``); a pod
 that starts after the restart gets no config (the operator no longer knows the last good data),
 is counted pending, and the status keeps naming the pod that rejected the revision and why; the
 next good revision reaches every pod, the late ones included.

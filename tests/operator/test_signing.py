@@ -1,8 +1,9 @@
-"""Push bodies signed by the operator verify with its public key and decode to the right push.
+"""Pushes signed by the operator verify with its public key and decode to the right push.
 
-Proves: the signature verifies over the exact payload bytes; the payload names the pod, the
-ConfigMap and revision, a sequence that grows and an expiry 60 s ahead; one snapshot signed for
-many pods (its data encoded once) decodes whole for each of them; keys load from PEM and
+Proves: the signature (the ``Hotconf-Signature`` header) verifies over the exact body; the
+payload names the pod, the ConfigMap and revision, a sequence that grows and an expiry 60 s
+ahead; its second line is the snapshot's socket frame byte for byte; one snapshot signed for
+many pods (its frame encoded once) decodes whole for each of them; keys load from PEM and
 non-Ed25519 or garbage keys are refused with a message saying how to make one.
 """
 
@@ -15,10 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 
-from hotconf.envelope import PodRef, decode_body, decode_payload
-from hotconf.protocol import ConfigSnapshot, compute_revision
 from hotconf_operator._errors import SigningKeyError
 from hotconf_operator._signing import Signer
+from hotconf_wire.envelope import PodRef, decode_payload, decode_signature
+from hotconf_wire.protocol import ConfigSnapshot, compute_revision, encode
 
 
 def test_push_body_verifies_and_decodes() -> None:
@@ -29,13 +30,14 @@ def test_push_body_verifies_and_decodes() -> None:
     snap = ConfigSnapshot("ns", "app", compute_revision(data), data)
     pod = PodRef("ns", "web-0", "uid-1")
     before = time.time()
-    payload, signature = decode_body(signer.push_body(pod, snap))
-    public.verify(signature, payload)  # raises if forged
-    push = decode_payload(payload)
+    signed = signer.sign_push(pod, snap)
+    public.verify(decode_signature(signed.signature), signed.body)  # raises if forged
+    push = decode_payload(signed.body)
     assert push.pod == pod and push.snapshot.revision == snap.revision
     assert dict(push.snapshot.data) == data
     assert before + 59 < push.expires < time.time() + 61
-    assert decode_payload(decode_body(signer.push_body(pod, snap))[0]).sequence > push.sequence
+    assert encode(snap) == len(push.frame).to_bytes(4, "big") + push.frame
+    assert decode_payload(signer.sign_push(pod, snap).body).sequence > push.sequence
 
 
 def test_one_snapshot_signed_for_many_pods_decodes_whole_for_each() -> None:
@@ -47,7 +49,7 @@ def test_one_snapshot_signed_for_many_pods_decodes_whole_for_each() -> None:
     pods = [PodRef("ns", f"web-{i}", f"uid-{i}") for i in range(3)]
     for pod in pods:
         for snapshot in (snap, other):
-            push = decode_payload(decode_body(signer.push_body(pod, snapshot))[0])
+            push = decode_payload(signer.sign_push(pod, snapshot).body)
             assert push.pod == pod
             assert push.snapshot == snapshot
 

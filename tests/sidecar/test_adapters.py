@@ -55,8 +55,8 @@ def test_files_adapter_swaps_whole_sets(tmp_path: Path, signer: Signer) -> None:
     try:
         reply = sidecar.push(signer.body(dict.fromkeys("abc", "0" * 1000)))
         assert reply.body["clients"] == [
-            {"id": "adapter:files", "client": "adapter:files", "pid": None, "result": "ack",
-             "message": ""}
+            {"id": "adapter:files", "client": "adapter:files", "pid": None,
+             "revision": reply.body["revision"], "result": "ack", "message": ""}
         ]  # fmt: skip
         thread.start()
         for n in range(1, 41):

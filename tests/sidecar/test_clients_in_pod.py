@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sidecar_harness import RawClient, SidecarProcess, Signer
 
-from hotconf.protocol import ConfigMapRef
+from hotconf_wire.protocol import ConfigMapRef
 
 
 def test_ack_nack_and_timeout_are_reported_per_client(
@@ -40,7 +40,7 @@ def test_ack_nack_and_timeout_are_reported_per_client(
         "nacker": (102, "nack", "port: must be a number"),
         "silent": (103, "timeout", ""),
     }
-    [held] = sidecar.get("/v1/state").body["configmaps"]
+    [held] = sidecar.get("/v2/state").body["configmaps"]
     assert {c["client"]: c["result"] for c in held["clients"]} == {
         "acker": "ack",
         "nacker": "nack",

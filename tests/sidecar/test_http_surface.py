@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sidecar_harness import SidecarProcess, Signer
 
-from hotconf.envelope import MAX_BODY_BYTES
+from hotconf_wire.envelope import MAX_BODY_BYTES, SIGNATURE_HEADER
 
 
 def exchange(sidecar: SidecarProcess, raw: bytes) -> bytes:
@@ -69,13 +69,13 @@ def test_pipelined_requests_are_answered_in_order(sidecar: SidecarProcess) -> No
     reply = exchange(
         sidecar,
         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-        b"POST /v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        b"POST /v2/push HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
         b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
         b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
     )
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
-    assert statuses == [b"200", b"400", b"200", b"404"], reply
-    assert reply.index(b"ok\n") < reply.index(b"malformed") < reply.index(b"ready\n")
+    assert statuses == [b"200", b"401", b"200", b"404"], reply
+    assert reply.index(b"ok\n") < reply.index(b"unsigned") < reply.index(b"ready\n")
 
 
 def test_head_gets_the_head_only(sidecar: SidecarProcess) -> None:
@@ -89,7 +89,7 @@ def test_head_gets_the_head_only(sidecar: SidecarProcess) -> None:
 
 def test_oversized_chunked_push_is_refused(sidecar: SidecarProcess) -> None:
     chunk = b"a" * (1024 * 1024)
-    head = b"POST /v1/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = b"POST /v2/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as conn:
         conn.sendall(head)
         try:
@@ -110,7 +110,7 @@ def test_oversized_chunked_push_is_refused(sidecar: SidecarProcess) -> None:
 def test_unknown_path_and_wrong_method(sidecar: SidecarProcess) -> None:
     missing = sidecar.get("/nope")
     assert (missing.status, missing.reason) == (404, "not_found")
-    wrong = sidecar.request("GET", "/v1/push")
+    wrong = sidecar.request("GET", "/v2/push")
     assert (wrong.status, wrong.reason) == (405, "method_not_allowed")
     assert sidecar.request("POST", "/healthz", b"{}").status == 405
 
@@ -119,8 +119,10 @@ def test_keep_alive_and_expect_continue(sidecar: SidecarProcess, signer: Signer)
     conn = http.client.HTTPConnection("127.0.0.1", sidecar.port, timeout=10)
     try:
         for n in range(3):
-            body = signer.body({"k": str(n)})
-            conn.request("POST", "/v1/push", body=body, headers={"Expect": "100-continue"})
+            envelope = signer.body({"k": str(n)})
+            assert envelope.signature is not None
+            headers = {"Expect": "100-continue", SIGNATURE_HEADER: envelope.signature}
+            conn.request("POST", "/v2/push", body=envelope.body, headers=headers)
             response = conn.getresponse()
             assert response.status == 200
             assert json.loads(response.read())["status"] == "applied"
@@ -142,7 +144,7 @@ def test_keep_alive_and_expect_continue(sidecar: SidecarProcess, signer: Signer)
             method + b" " + path + b" HTTP/1.1\r\n" + headers + b"\r\n\r\n" + body
         ),
         st.sampled_from([b"GET", b"POST", b"PUT", b"\x00", b""]),
-        st.sampled_from([b"/v1/push", b"/v1/state", b"/metrics", b"*", b"/%ff", b""]),
+        st.sampled_from([b"/v2/push", b"/v2/state", b"/metrics", b"*", b"/%ff", b""]),
         st.binary(max_size=80),
         st.binary(max_size=80),
     )

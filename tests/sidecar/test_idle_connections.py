@@ -12,11 +12,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sidecar_harness import POD
 
-from hotconf.relay import Relay
 from hotconf_sidecar._http import HttpServer
 from hotconf_sidecar._sidecar import Sidecar
 from hotconf_sidecar._store import Store
 from hotconf_sidecar._verify import Verifier
+from hotconf_wire.relay import Relay
 
 IDLE = 1.0
 
@@ -46,7 +46,7 @@ async def test_idle_connections_are_closed(tmp_path: Path) -> None:
         half_head = await asyncio.open_connection("127.0.0.1", port)
         half_head[1].write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         half_body = await asyncio.open_connection("127.0.0.1", port)
-        half_body[1].write(b"POST /v1/push HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{}")
+        half_body[1].write(b"POST /v2/push HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{}")
         busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
         for _ in range(6):  # one and a half idle timeouts, a request every quarter of one
             busy_writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 from sidecar_harness import POD, SCRIPT, Answer, RawClient, SidecarProcess, Signer
 
 import hotconf_sidecar
-from hotconf import protocol as p
+from hotconf_wire import protocol as p
 
 
 def test_package_exports_nothing_but_the_console_script() -> None:

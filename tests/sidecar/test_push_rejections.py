@@ -10,9 +10,9 @@ import socket
 import time
 
 import pytest
-from sidecar_harness import POD, Answer, SidecarProcess, Signer
+from sidecar_harness import POD, Answer, Envelope, SidecarProcess, Signer
 
-from hotconf.envelope import MAX_BODY_BYTES, PodRef
+from hotconf_wire.envelope import MAX_BODY_BYTES, PodRef
 
 
 def expect(answer: Answer, status: int, reason: str) -> None:
@@ -27,22 +27,44 @@ def test_forged_signature_is_refused(sidecar: SidecarProcess) -> None:
 
 
 def test_altered_payload_is_refused(sidecar: SidecarProcess, signer: Signer) -> None:
-    body = json.loads(signer.body({"k": "v"}))
-    payload = base64.b64decode(body["payload"]).replace(b'"k":"v"', b'"k":"w"')
-    body["payload"] = base64.b64encode(payload).decode()
-    expect(sidecar.push(json.dumps(body).encode()), 401, "bad_signature")
+    envelope = signer.body({"k": "v"})
+    altered = envelope.with_body(envelope.body.replace(b'"k":"v"', b'"k":"w"'))
+    assert altered.body != envelope.body
+    expect(sidecar.push(altered), 401, "bad_signature")
 
 
-@pytest.mark.parametrize("signature", [None, ""])
+@pytest.mark.parametrize("signature", [None, "", "  ", "rsa=AAAA", "keyid=abc"])
 def test_unsigned_push_is_refused(
     sidecar: SidecarProcess, signer: Signer, signature: str | None
 ) -> None:
-    body = json.loads(signer.body({"k": "v"}))
-    if signature is None:
-        del body["signature"]
-    else:
-        body["signature"] = signature
-    expect(sidecar.push(json.dumps(body).encode()), 401, "unsigned")
+    envelope = Envelope(signer.body({"k": "v"}).body, signature)
+    expect(sidecar.push(envelope), 401, "unsigned")
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["ed25519=not base64!", "ed25519=AAAA", "ed25519=" + base64.b64encode(b"x" * 65).decode()],
+)
+def test_malformed_signature_header_is_refused(
+    sidecar: SidecarProcess, signer: Signer, signature: str
+) -> None:
+    envelope = Envelope(signer.body({"k": "v"}).body, signature)
+    expect(sidecar.push(envelope), 400, "malformed")
+
+
+def test_signature_header_parameters_it_does_not_know_are_ignored(
+    sidecar: SidecarProcess, signer: Signer
+) -> None:
+    envelope = signer.body({"k": "v"})
+    assert envelope.signature is not None
+    extended = Envelope(envelope.body, f"keyid=2026-12, {envelope.signature}")
+    assert sidecar.push(extended).status == 200
+
+
+def test_envelope_v1_is_gone_with_a_message_naming_v2(sidecar: SidecarProcess) -> None:
+    answer = sidecar.request("POST", "/v1/push", b'{"payload": "", "signature": ""}')
+    expect(answer, 410, "gone")
+    assert "/v2/push" in answer.body["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +94,7 @@ def test_replayed_and_stale_pushes_are_refused(sidecar: SidecarProcess, signer: 
     assert sidecar.push(new).status == 200
     expect(sidecar.push(new), 409, "replayed")
     expect(sidecar.push(old), 409, "stale")
-    state = sidecar.get("/v1/state").body
+    state = sidecar.get("/v2/state").body
     [held] = state["configmaps"]
     assert held["sequence"] == signer.sequence
     # Another ConfigMap has a sequence of its own.
@@ -97,28 +119,48 @@ def test_same_revision_with_higher_sequence_is_unchanged(
         b"garbage",
         b"[]",
         b'{"payload": 5, "signature": "AA=="}',
-        b'{"payload": "not base64!", "signature": "AA=="}',
         b"\xff\xfe",
         b"[" * 100_000,
+        b"[" * 100_000 + b"\n{}",
+        b'{"v":2}\n' + b"[" * 100_000,
     ],
 )
-def test_garbage_bodies_are_malformed(sidecar: SidecarProcess, body: bytes) -> None:
-    expect(sidecar.push(body), 400, "malformed")
+def test_unsigned_garbage_is_refused_unread(sidecar: SidecarProcess, body: bytes) -> None:
+    expect(sidecar.push(body), 401, "unsigned")
 
 
-def test_signed_garbage_payload_is_malformed(sidecar: SidecarProcess, signer: Signer) -> None:
-    from hotconf.envelope import encode_body
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"not json",
+        b'{"v": 2}',
+        b'{"v":1,"pod":{}}',
+        b"[" * 100_000 + b"\n{}",
+        b'{"v":2}\n' + b"[" * 100_000,
+        b"\xff\xfe\n\xff",
+    ],
+)
+def test_signed_garbage_payload_is_malformed(
+    sidecar: SidecarProcess, signer: Signer, payload: bytes
+) -> None:
+    expect(sidecar.push(signer.sign(payload)), 400, "malformed")
 
-    for payload in (b"not json", b'{"v": 2}', b'{"v":1,"pod":{}}'):
-        body = encode_body(payload, signer.key.sign(payload))
-        expect(sidecar.push(body), 400, "malformed")
+
+def test_payload_whose_second_line_is_not_a_config_frame_is_malformed(
+    sidecar: SidecarProcess, signer: Signer
+) -> None:
+    head = signer.body({"k": "v"}).body.partition(b"\n")[0]
+    answer = sidecar.push(signer.sign(head + b'\n{"type":"heartbeat"}'))
+    expect(answer, 400, "malformed")
+    assert "Heartbeat" in answer.body["error"]["message"]
 
 
 def test_oversized_body_is_refused_before_it_is_read(sidecar: SidecarProcess) -> None:
     # Announce more than the limit, send a few bytes: the answer comes without the rest.
     with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as conn:
         conn.sendall(
-            b"POST /v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v2/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
             + b'{"payload": "'
         )
@@ -133,9 +175,11 @@ def test_oversized_body_is_refused_before_it_is_read(sidecar: SidecarProcess) ->
 
 def test_rejections_are_counted_by_reason(sidecar: SidecarProcess, signer: Signer) -> None:
     sidecar.push(b"garbage")
+    sidecar.push(signer.sign(b"garbage"))
     sidecar.push(Signer().body({"k": "v"}))
     sidecar.push(Signer().body({"k": "v"}))
     metrics = sidecar.get("/metrics").body
+    assert 'hotconf_sidecar_pushes_rejected_total{reason="unsigned"} 1.0' in metrics
     assert 'hotconf_sidecar_pushes_rejected_total{reason="malformed"} 1.0' in metrics
     assert 'hotconf_sidecar_pushes_rejected_total{reason="bad_signature"} 2.0' in metrics
     assert 'hotconf_sidecar_pushes_rejected_total{reason="wrong_pod"} 0.0' in metrics

@@ -1,8 +1,9 @@
 """Accepted configs survive a ``kill -9`` of the sidecar (with and without ``--fsync``): after a
-restart the last one is served again to clients and in /v1/state, and no older or equal sequence
+restart the last one is served again to clients and in /v2/state, and no older or equal sequence
 is accepted after a newer one.
 The state directory holds one whole file per ConfigMap; a newer file cut short (a save killed
-half-way) or any unreadable one is set aside, not fatal; the earlier one-name layout is read."""
+half-way) or any unreadable one (an envelope v1 file of an older sidecar) is set aside,
+not fatal."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_kill_9_between_pushes_loses_nothing(tmp_path: Path, signer: Signer, fsy
         assert sidecar.socket.is_socket()  # left behind; the restart must replace it safely
 
         sidecar.start()
-        [held] = sidecar.get("/v1/state").body["configmaps"]
+        [held] = sidecar.get("/v2/state").body["configmaps"]
         assert (held["revision"], held["sequence"]) == (applied["revision"], applied["sequence"])
 
         client = RawClient(sidecar.socket)
@@ -55,7 +56,7 @@ def test_unsubscribed_configmap_is_persisted_and_served_later(
         )
         sidecar.kill()
         sidecar.start()
-        from hotconf.protocol import ConfigMapRef
+        from hotconf_wire.protocol import ConfigMapRef
 
         client = RawClient(sidecar.socket, ConfigMapRef("shop", "nobody-wants-me"))
         assert client.next_config().data == {"k": "v"}
@@ -84,9 +85,8 @@ def test_state_files_are_whole_and_a_corrupt_one_is_set_aside(
         # A save cut short by kill -9: a newer file that does not parse, never answered.
         (state_dir / f"shop_app.{app['sequence'] + 1}.json").write_text('{"v": 1, "pod"')
         (state_dir / f"shop_broken.{broken['sequence']}.json").write_text('{"v": 1, "pod"')
-        (state_dir / ".tmp-shop_app.json").write_text("half")  # the earlier layout's leftover
         sidecar.start()
-        state = sidecar.get("/v1/state").body
+        state = sidecar.get("/v2/state").body
         assert [(c["name"], c["sequence"]) for c in state["configmaps"]] == [
             ("app", app["sequence"])
         ]
@@ -105,19 +105,23 @@ def test_state_files_are_whole_and_a_corrupt_one_is_set_aside(
             sidecar.kill()
 
 
-def test_state_file_of_the_earlier_layout_is_read(tmp_path: Path, signer: Signer) -> None:
-    sidecar = SidecarProcess(tmp_path, signer).start()
+def test_state_file_of_envelope_v1_is_set_aside_not_served(tmp_path: Path, signer: Signer) -> None:
+    """A state directory kept from an older sidecar (envelope v1, one JSON object)."""
+    sidecar = SidecarProcess(tmp_path, signer)
     state_dir = sidecar.state_dir / "configmaps"
+    state_dir.mkdir(parents=True)
+    old = state_dir / "shop_app.17.json"
+    old.write_text(
+        '{"v":1,"pod":{"namespace":"shop","name":"web-0","uid":"u"},"sequence":17,'
+        '"expires":1,"configmap":{"namespace":"shop","name":"app"},"revision":"sha256:0",'
+        '"data":{"k":"v"},"binaryData":{}}'
+    )
     try:
-        answer = sidecar.push(signer.body({"k": "v"})).body
-        assert sidecar.stop() == 0
-        [current] = state_dir.iterdir()
-        current.rename(state_dir / "shop_app.json")
         sidecar.start()
-        [held] = sidecar.get("/v1/state").body["configmaps"]
-        assert (held["revision"], held["sequence"]) == (answer["revision"], answer["sequence"])
-        newer = sidecar.push(signer.body({"k": "w"})).body
-        assert [p.name for p in state_dir.iterdir()] == [f"shop_app.{newer['sequence']}.json"]
+        assert sidecar.get("/v2/state").body["configmaps"] == []
+        assert [p.name for p in state_dir.iterdir()] == ["shop_app.17.corrupt"]
+        assert "envelope v1" in sidecar.logs()
+        assert sidecar.push(signer.body({"k": "w"})).status == 200
         assert sidecar.stop() == 0
     finally:
         if sidecar.proc is not None and sidecar.proc.poll() is None:

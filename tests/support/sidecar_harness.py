@@ -23,9 +23,16 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hotconf import protocol as p
-from hotconf.envelope import PodRef, Push, encode_body, encode_payload
 from hotconf.testing import snapshot
+from hotconf_wire import protocol as p
+from hotconf_wire.envelope import (
+    PUSH_PATH,
+    SIGNATURE_HEADER,
+    PodRef,
+    Push,
+    encode_payload,
+    encode_signature,
+)
 
 POD = PodRef("shop", "web-0", "8e1b7c8a-0000-4000-8000-000000000001")
 SCRIPT = Path(sys.executable).with_name("hotconf-sidecar")
@@ -35,6 +42,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One ``POST /v2/push``: the body (the signed payload) and its signature header."""
+
+    body: bytes
+    signature: str | None
+
+    def with_body(self, body: bytes) -> Envelope:
+        return Envelope(body, self.signature)
 
 
 @dataclass
@@ -63,7 +81,7 @@ class Signer:
         sequence: int | None = None,
         expires: float | None = None,
         binary: Mapping[str, bytes] | None = None,
-    ) -> bytes:
+    ) -> Envelope:
         snap = snapshot(data, binary_data=binary, namespace=pod.namespace, name=name)
         push = Push(
             pod=pod,
@@ -71,8 +89,11 @@ class Signer:
             sequence=self.next_sequence() if sequence is None else sequence,
             expires=time.time() + 60 if expires is None else expires,
         )
-        payload = encode_payload(push)
-        return encode_body(payload, self.key.sign(payload))
+        return self.sign(encode_payload(push))
+
+    def sign(self, payload: bytes) -> Envelope:
+        """Any payload, signed with this key: for pushes the operator would never build."""
+        return Envelope(payload, encode_signature(self.key.sign(payload)))
 
 
 @dataclass
@@ -144,11 +165,21 @@ class SidecarProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, timeout: float = 10
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        timeout: float = 10,
+        headers: Mapping[str, str] | None = None,
     ) -> Answer:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            conn.request(
+                method,
+                path,
+                body=body,
+                headers={"Content-Type": "application/json", **(headers or {})},
+            )
             response = conn.getresponse()
             raw = response.read()
         finally:
@@ -159,8 +190,12 @@ class SidecarProcess:
     def get(self, path: str) -> Answer:
         return self.request("GET", path, timeout=5)
 
-    def push(self, body: bytes) -> Answer:
-        return self.request("POST", "/v1/push", body)
+    def push(self, envelope: Envelope | bytes) -> Answer:
+        """POST a signed envelope, or bare bytes with no signature header."""
+        if isinstance(envelope, bytes):
+            envelope = Envelope(envelope, None)
+        headers = {} if envelope.signature is None else {SIGNATURE_HEADER: envelope.signature}
+        return self.request("POST", PUSH_PATH, envelope.body, headers=headers)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         assert self.proc is not None

@@ -36,7 +36,7 @@ from hotconf._config import Config
 from hotconf._connection import Connection
 from hotconf._errors import ConfigError, FirstConfigTimeout, RunnerError
 from hotconf._settings import ClientSettings
-from hotconf.protocol import Ack, ConfigMapRef, ConfigSnapshot, Nack
+from hotconf_wire.protocol import Ack, ConfigMapRef, ConfigSnapshot, Nack
 
 __all__ = [
     "EXIT_STUCK",

@@ -34,7 +34,7 @@ from hotconf._runners._base import (
     coalesce,
     now,
 )
-from hotconf.protocol import ConfigSnapshot
+from hotconf_wire.protocol import ConfigSnapshot
 
 __all__ = ["BlockingRunner", "Generation"]
 

@@ -307,7 +307,7 @@ class Pod:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://{self.ip}:{self.port}/v1/state", timeout=5) as r:
+        with urllib.request.urlopen(f"http://{self.ip}:{self.port}/v2/state", timeout=5) as r:
             result: dict[str, Any] = json.loads(r.read())
             return result
 

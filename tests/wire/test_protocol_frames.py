@@ -8,7 +8,8 @@ import struct
 
 import pytest
 
-from hotconf import protocol as p
+from hotconf_wire import protocol as p
+from hotconf_wire.errors import ProtocolError
 
 MESSAGES: list[p.Message] = [
     p.Hello(configmaps=(p.ConfigMapRef("default", "app"),), client="worker", pid=42),
@@ -79,14 +80,14 @@ def test_decoder_handles_split_and_joined_frames() -> None:
     ],
 )
 def test_bad_bodies_are_named(body: bytes, code: str, words: str) -> None:
-    with pytest.raises(p.ProtocolError) as info:
+    with pytest.raises(ProtocolError) as info:
         p.FrameDecoder().feed(frame(body))
     assert info.value.code == code
     assert words in str(info.value)
 
 
 def test_oversized_frame_is_refused_from_its_header() -> None:
-    with pytest.raises(p.ProtocolError) as info:
+    with pytest.raises(ProtocolError) as info:
         p.FrameDecoder().feed(struct.pack(">I", p.MAX_FRAME_BYTES + 1))
     assert info.value.code == "frame_too_large"
 
@@ -101,7 +102,7 @@ def test_config_over_one_mib_is_refused() -> None:
             "data": {"big": "x" * (p.MAX_CONFIG_BYTES + 1)},
         }
     ).encode()
-    with pytest.raises(p.ProtocolError) as info:
+    with pytest.raises(ProtocolError) as info:
         p.FrameDecoder().feed(frame(body))
     assert info.value.code == "config_too_large"
 

@@ -16,7 +16,7 @@ object whose ``"type"`` names the message. The messages::
 
 Errors raised here::
 
-    ProtocolError                 (hotconf.errors.HotconfError)
+    ProtocolError                 (hotconf_wire.errors.HotconfError)
       carries .code: one of ERROR_CODES, sent back to the peer in an ``error`` frame
 """
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
-from hotconf._errors import ProtocolError
+from hotconf_wire.errors import ProtocolError
 
 __all__ = [
     "ERROR_CODES",
@@ -51,11 +51,12 @@ __all__ = [
     "Hello",
     "Message",
     "Nack",
-    "ProtocolError",
     "Welcome",
     "compute_revision",
     "decode_body",
     "encode",
+    "encode_body",
+    "frame",
     "from_wire",
     "read_message",
     "recv_message",
@@ -205,7 +206,7 @@ def compute_revision(data: Mapping[str, str], binary_data: Mapping[str, bytes] =
 
 
 def to_wire(message: Message) -> dict[str, Any]:
-    """The JSON object of ``message`` as it travels (also embedded in push envelopes)."""
+    """The JSON object of ``message`` as it travels."""
     match message:
         case Hello():
             return {
@@ -252,8 +253,8 @@ def to_wire(message: Message) -> dict[str, Any]:
     raise TypeError(f"not a hotconf protocol message: {message!r}")  # pragma: no cover
 
 
-def encode(message: Message) -> bytes:
-    """One complete frame (length prefix and body) for ``message``."""
+def encode_body(message: Message) -> bytes:
+    """The body of ``message``'s frame: compact UTF-8 JSON (a push envelope carries it too)."""
     body = json.dumps(to_wire(message), ensure_ascii=False, separators=(",", ":")).encode()
     if len(body) > MAX_FRAME_BYTES:
         raise ProtocolError(
@@ -261,6 +262,18 @@ def encode(message: Message) -> bytes:
             f"a {type(message).__name__} frame of {len(body)} bytes exceeds the "
             f"{MAX_FRAME_BYTES}-byte limit",
         )
+    return body
+
+
+def frame(body: bytes) -> bytes:
+    """A complete frame around a body from :func:`encode_body` (or a verified push)."""
+    _check_length(len(body))
+    return _HEADER.pack(len(body)) + body
+
+
+def encode(message: Message) -> bytes:
+    """One complete frame (length prefix and body) for ``message``."""
+    body = encode_body(message)
     return _HEADER.pack(len(body)) + body
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hotconf import protocol as p
-from hotconf.relay import Relay, RelayError
 from hotconf.testing import FakeRelay, snapshot
+from hotconf_wire import protocol as p
+from hotconf_wire.errors import RelayError
+from hotconf_wire.relay import Relay
 
 
 def connect(path: Path, *refs: p.ConfigMapRef, version: int = 1) -> socket.socket:

@@ -24,10 +24,11 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
-from hotconf._errors import HotconfError, ProtocolError
-from hotconf.protocol import (
+from hotconf_wire.answers import ClientResult, ClientVerdict
+from hotconf_wire.errors import ProtocolError, RelayError
+from hotconf_wire.protocol import (
     PROTOCOL_VERSION,
     Ack,
     ConfigMapRef,
@@ -39,31 +40,13 @@ from hotconf.protocol import (
     Nack,
     Welcome,
     encode,
+    frame,
     read_message,
 )
 
-__all__ = ["ClientStatus", "Publication", "Relay", "RelayError", "Result", "Verdict"]
+__all__ = ["ClientStatus", "Publication", "Relay"]
 
-logger: Final = logging.getLogger("hotconf.relay")
-
-Result = Literal["ack", "nack", "timeout", "superseded", "gone", "pending"]
-
-
-class RelayError(HotconfError):
-    """The relay cannot serve (e.g. another relay already listens on the socket path)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One client's answer about one revision of one ConfigMap."""
-
-    client_id: str
-    client: str
-    pid: int | None
-    ref: ConfigMapRef
-    revision: str
-    result: Result
-    message: str = ""
+logger: Final = logging.getLogger("hotconf_wire.relay")
 
 
 @dataclass(slots=True)
@@ -74,7 +57,7 @@ class ClientStatus:
     client: str
     pid: int | None
     subscriptions: tuple[ConfigMapRef, ...]
-    verdicts: dict[ConfigMapRef, Verdict] = field(default_factory=dict)
+    verdicts: dict[ConfigMapRef, ClientVerdict] = field(default_factory=dict)
 
     def wants(self, ref: ConfigMapRef) -> bool:
         return not self.subscriptions or ref in self.subscriptions
@@ -92,13 +75,11 @@ class _Connection:
         self.status = status
         self.writer = writer
         self.loop = loop  # for a future per snapshot sent, without a lookup (a syscall on 3.11)
-        self.waiting: dict[ConfigMapRef, tuple[str, asyncio.Future[Verdict]]] = {}
+        self.waiting: dict[ConfigMapRef, tuple[str, asyncio.Future[ClientVerdict]]] = {}
 
-    def verdict(
-        self, ref: ConfigMapRef, revision: str, result: Result, message: str = ""
-    ) -> Verdict:
-        return Verdict(
-            self.status.id, self.status.client, self.status.pid, ref, revision, result, message
+    def verdict(self, revision: str, result: ClientResult, message: str = "") -> ClientVerdict:
+        return ClientVerdict(
+            self.status.id, self.status.client, self.status.pid, revision, result, message
         )
 
     def send(self, frame: bytes, snapshot: ConfigSnapshot | None = None) -> None:
@@ -107,14 +88,14 @@ class _Connection:
             ref = snapshot.ref
             previous = self.waiting.pop(ref, None)
             if previous is not None and not previous[1].done():
-                previous[1].set_result(self.verdict(ref, previous[0], "superseded"))
-            future: asyncio.Future[Verdict] = self.loop.create_future()
+                previous[1].set_result(self.verdict(previous[0], "superseded"))
+            future: asyncio.Future[ClientVerdict] = self.loop.create_future()
             self.waiting[ref] = (snapshot.revision, future)
-            self.status.verdicts[ref] = self.verdict(ref, snapshot.revision, "pending")
+            self.status.verdicts[ref] = self.verdict(snapshot.revision, "pending")
         self.writer.write(frame)
 
-    def answer(self, ref: ConfigMapRef, revision: str, result: Result, message: str) -> None:
-        verdict = self.verdict(ref, revision, result, message)
+    def answer(self, ref: ConfigMapRef, revision: str, result: ClientResult, message: str) -> None:
+        verdict = self.verdict(revision, result, message)
         self.status.verdicts[ref] = verdict
         waiting = self.waiting.get(ref)
         if waiting is not None and waiting[0] == revision:
@@ -123,9 +104,9 @@ class _Connection:
                 waiting[1].set_result(verdict)
 
     def gone(self) -> None:
-        for ref, (revision, future) in self.waiting.items():
+        for revision, future in self.waiting.values():
             if not future.done():
-                future.set_result(self.verdict(ref, revision, "gone"))
+                future.set_result(self.verdict(revision, "gone"))
         self.waiting.clear()
 
 
@@ -152,6 +133,7 @@ class Relay:
         self.hello_timeout = hello_timeout
         self.write_timeout = write_timeout
         self._snapshots: dict[ConfigMapRef, ConfigSnapshot] = {}
+        self._frames: dict[ConfigMapRef, bytes] = {}  # each snapshot's frame, encoded once
         self._connections: dict[str, _Connection] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -232,10 +214,11 @@ class Relay:
         """Hold these snapshots without sending them (e.g. restored from disk before start)."""
         for snapshot in snapshots:
             self._snapshots[snapshot.ref] = snapshot
+            self._frames.pop(snapshot.ref, None)
 
     async def publish(
         self, snapshot: ConfigSnapshot, *, wait: float | None = None
-    ) -> list[Verdict]:
+    ) -> list[ClientVerdict]:
         """Make ``snapshot`` current and send it to every client subscribed to its ConfigMap.
 
         With ``wait`` (seconds), return each client's verdict, or ``timeout`` for those that
@@ -247,20 +230,28 @@ class Relay:
             return publication.pending()
         return await publication.verdicts(wait)
 
-    def send(self, snapshot: ConfigSnapshot) -> Publication:
+    def send(self, snapshot: ConfigSnapshot, *, body: bytes | None = None) -> Publication:
         """Make ``snapshot`` current and write it to every subscribed client, without waiting.
 
         The first half of :meth:`publish`, for a caller with other work to do while the clients
         take the snapshot (the sidecar runs its adapters meanwhile); the frame is encoded once
-        for every client. Await the returned :class:`Publication` for the verdicts.
+        for every client. ``body`` is the snapshot's frame body when the caller has it already
+        (the sidecar relays a verified push's bytes as they were signed). Await the returned
+        :class:`Publication` for the verdicts.
         """
         ref = snapshot.ref
         self._snapshots[ref] = snapshot
-        frame = encode(snapshot)
+        self._frames[ref] = data = encode(snapshot) if body is None else frame(body)
         targets = [c for c in self._connections.values() if c.status.wants(ref)]
         for connection in targets:
-            connection.send(frame, snapshot)
+            connection.send(data, snapshot)
         return Publication(self, snapshot, targets)
+
+    def _frame(self, snapshot: ConfigSnapshot) -> bytes:
+        data = self._frames.get(snapshot.ref)
+        if data is None:
+            data = self._frames[snapshot.ref] = encode(snapshot)
+        return data
 
     async def _drain(self, connection: _Connection) -> None:
         if not connection.writer.transport.get_write_buffer_size():
@@ -313,7 +304,7 @@ class Relay:
             connection.send(encode(Welcome(server=self.server_name)))
             for snapshot in list(self._snapshots.values()):
                 if status.wants(snapshot.ref):
-                    connection.send(encode(snapshot), snapshot)
+                    connection.send(self._frame(snapshot), snapshot)
             await self._drain(connection)
             while True:
                 message = await read_message(reader)
@@ -376,11 +367,11 @@ class Publication:
         if slow:
             await asyncio.gather(*(self._relay._drain(c) for c in slow))
 
-    def pending(self) -> list[Verdict]:
-        ref, revision = self.snapshot.ref, self.snapshot.revision
-        return [c.verdict(ref, revision, "pending") for c in self._targets]
+    def pending(self) -> list[ClientVerdict]:
+        revision = self.snapshot.revision
+        return [c.verdict(revision, "pending") for c in self._targets]
 
-    async def verdicts(self, wait: float) -> list[Verdict]:
+    async def verdicts(self, wait: float) -> list[ClientVerdict]:
         """Each client's verdict, or ``timeout`` for those that did not answer in ``wait`` s."""
         await self.drained()
         ref, revision = self.snapshot.ref, self.snapshot.revision
@@ -399,11 +390,11 @@ class Publication:
             waiting = connection.waiting.get(ref)
             answered = connection.status.verdicts.get(ref)
             if waiting is not None and waiting[0] == revision:
-                verdicts.append(connection.verdict(ref, revision, "timeout"))
+                verdicts.append(connection.verdict(revision, "timeout"))
             elif answered is not None and answered.revision == revision:
                 verdicts.append(answered)
             else:
-                verdicts.append(connection.verdict(ref, revision, "superseded"))
+                verdicts.append(connection.verdict(revision, "superseded"))
         return verdicts
 
 

@@ -1,0 +1,18 @@
+"""hotconf_wire: the wire every part of hotconf speaks, with the standard library alone.
+
+The operator, the sidecar and the application library (``hotconf``) all build on these public
+modules, so that the two ends of each link cannot drift apart; nothing here imports any of them
+or any package outside the standard library (checked by ``.importlinter``).
+
+=======================  ========================================================================
+:mod:`.errors`           the root of the exception tree (``HotconfError``) and the wire's errors
+:mod:`.protocol`         wire protocol v1: frames between a relay and application processes
+:mod:`.envelope`         envelope v2: the signed push from the operator to a sidecar
+:mod:`.answers`          the sidecar's answers: push outcome, pod state, refusal
+:mod:`.relay`            the relay server, used by the sidecar, ``hotconf dev`` and ``testing``
+=======================  ========================================================================
+
+Specified in ``docs/protocol.md``.
+"""
+
+__all__: list[str] = []
