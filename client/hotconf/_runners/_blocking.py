@@ -24,7 +24,7 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from hotconf._config import Config
 from hotconf._errors import RunnerError
@@ -74,8 +74,8 @@ class Generation(GenerationBase, abc.ABC):
 class BlockingRunner(BaseRunner):
     """Runs ``task(config, draining)`` and restarts it on each new revision; blocks in run()."""
 
-    def __init__(self, task: Callable[..., Any], **options: Any) -> None:
-        super().__init__(task, RunnerOptions(**options))
+    def __init__(self, task: Callable[..., Any], **options: Unpack[RunnerOptions]) -> None:
+        super().__init__(task, options)
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._gen: Generation | None = None
         self._done = threading.Event()

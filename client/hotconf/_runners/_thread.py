@@ -32,10 +32,10 @@ import itertools
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from hotconf._config import Config
-from hotconf._runners._base import Arrived, Exited, RunnerState, _Target, now
+from hotconf._runners._base import Arrived, Exited, RunnerOptions, RunnerState, _Target, now
 from hotconf._runners._blocking import BlockingRunner, Generation
 from hotconf.protocol import ConfigSnapshot
 
@@ -122,7 +122,7 @@ class ThreadRunner(BlockingRunner):
 
     mode = "thread"
 
-    def __init__(self, task: Callable[..., Any], **options: Any) -> None:
+    def __init__(self, task: Callable[..., Any], **options: Unpack[RunnerOptions]) -> None:
         super().__init__(task, **options)
         self._gen: _ThreadGeneration | None = None
         # Taken by the connection thread to begin a switch-over, and by the supervisor to start
