@@ -163,8 +163,8 @@ class _Options:
 
     @classmethod
     def resolve(cls, owner: str, options: RunnerOptions) -> _Options:
-        """The options given to ``owner`` (a runner's or ``run``'s name), checked at run time
-        too: an unknown name raises TypeError listing the known ones."""
+        """The options given to the runner class ``owner``, checked at run time too: an
+        unknown name raises TypeError listing the known ones."""
         unknown = sorted(set(options) - set(RunnerOptions.__optional_keys__))
         if unknown:
             known = ", ".join(sorted(RunnerOptions.__optional_keys__))
