@@ -1,9 +1,9 @@
 """Switch-over edge cases: a new generation that ends at once is noticed (IDLE, and the next
 revision starts it again), and a stop that arrives while the old generation drains starts
 nothing new. Thread mode hands the next generation to the draining thread before it returns
-(``Generation.chain``), so both cases cross the hand-over there; and its relay connection's
-thread begins a switch-over itself when the supervisor only waits (one wake-up fewer per
-config), which the last test pins down: validation and events stay serialized."""
+(``_ThreadGeneration.chain``), so both cases cross the hand-over there; and its relay
+connection's thread begins a switch-over itself when the supervisor only waits (one wake-up
+fewer per config), which the last test pins down: validation and events stay serialized."""
 
 from __future__ import annotations
 

@@ -1,21 +1,20 @@
 """``hotconf.run``: the one-call entry point that picks a runner by mode and blocks.
 
 Called by applications; builds a :class:`ThreadRunner`, :class:`ProcessRunner` or
-:class:`AsyncRunner` with the same keyword options and runs it to the end.
+:class:`AsyncRunner` with the same keyword options (:class:`RunnerOptions`, declared once and
+checked by type checkers through ``run``) and runs it to the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
-from hotconf._config import Config
 from hotconf._errors import RunnerError
 from hotconf._runners._asyncio import AsyncRunner
-from hotconf._runners._base import ReloadEvent
+from hotconf._runners._base import RunnerOptions
 from hotconf._runners._process import ProcessRunner
 from hotconf._runners._thread import ThreadRunner
 
@@ -31,18 +30,7 @@ def _is_async(task: object) -> bool:
 
 
 def run(
-    task: Callable[..., Any],
-    *,
-    mode: Mode = "thread",
-    socket: str | os.PathLike[str] | None = None,
-    configmap: str | None = None,
-    validate: Callable[[Config], object] | None = None,
-    drain_timeout: float = 10.0,
-    kill_grace: float = 5.0,
-    first_config_timeout: float = 30.0,
-    exit_on_stuck: bool = False,
-    on_event: Callable[[ReloadEvent], object] | None = None,
-    name: str | None = None,
+    task: Callable[..., Any], *, mode: Mode = "thread", **options: Unpack[RunnerOptions]
 ) -> None:
     """Run ``task(config, draining)`` on the current config and restart it on every new revision.
 
@@ -50,19 +38,10 @@ def run(
     drained. ``mode`` picks where each generation runs: ``"thread"`` (a thread; ``draining`` is a
     ``threading.Event``), ``"process"`` (a child process; a ``multiprocessing`` Event; the task
     must be picklable), ``"asyncio"`` (``task`` is a coroutine function; an ``asyncio.Event``).
-    The options are documented on :class:`hotconf.RunnerOptions`.
+    The options (``socket``, ``configmap``, ``validate``, ``drain_timeout``, ``kill_grace``,
+    ``first_config_timeout``, ``exit_on_stuck``, ``on_event``, ``name``) are documented, with
+    their defaults, on :class:`hotconf.RunnerOptions`.
     """
-    options: dict[str, Any] = {
-        "socket": socket,
-        "configmap": configmap,
-        "validate": validate,
-        "drain_timeout": drain_timeout,
-        "kill_grace": kill_grace,
-        "first_config_timeout": first_config_timeout,
-        "exit_on_stuck": exit_on_stuck,
-        "on_event": on_event,
-        "name": name,
-    }
     if mode == "asyncio":
         asyncio.run(AsyncRunner(task, **options).arun())
         return

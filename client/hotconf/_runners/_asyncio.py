@@ -22,7 +22,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from hotconf._config import Config
 from hotconf._errors import RunnerError
@@ -80,7 +80,9 @@ class AsyncRunner(BaseRunner):
 
     mode = "asyncio"
 
-    def __init__(self, task: Callable[..., Awaitable[Any]], **options: Any) -> None:
+    def __init__(
+        self, task: Callable[..., Awaitable[Any]], **options: Unpack[RunnerOptions]
+    ) -> None:
         if not inspect.iscoroutinefunction(task) and not inspect.iscoroutinefunction(
             getattr(task, "__call__", None)  # noqa: B004 - a callable object's async __call__
         ):
@@ -88,7 +90,7 @@ class AsyncRunner(BaseRunner):
                 f"mode='asyncio' runs a coroutine function (`async def task(config, draining)`), "
                 f"not {task!r}; use mode='thread' or mode='process' for a plain function"
             )
-        super().__init__(task, RunnerOptions(**options))
+        super().__init__(task, options)
         self._inbox: asyncio.Queue[object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gen: _Generation | None = None

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypedDict
 
 from hotconf._config import Config
 from hotconf._connection import Connection
@@ -96,33 +96,63 @@ class ReloadEvent:
     started_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RunnerOptions:
-    """The keyword options of every runner, with units and the reason for each default."""
+class RunnerOptions(TypedDict, total=False):
+    """The keyword options of :func:`hotconf.run` and of every runner, each one optional.
 
-    #: Relay socket; None reads HOTCONF_SOCKET, then the sidecar's default path.
-    socket: str | os.PathLike[str] | None = None
-    #: ConfigMap to follow ("name" or "namespace/name"); None takes the first one served.
-    configmap: str | None = None
+    Declared once, here: ``run`` and the runners' constructors take
+    ``**options: Unpack[RunnerOptions]``, so a type checker checks option names and types
+    through ``hotconf.run(task, mode=..., **options)`` (and at run time an unknown name raises
+    TypeError). Each key below gives its unit, its default and the reason for it::
+
+        hotconf.run(task, mode="process", drain_timeout=20, kill_grace=5)
+        options: hotconf.RunnerOptions = {"drain_timeout": 20}
+        hotconf.ThreadRunner(task, **options).run()
+    """
+
+    #: Relay socket; default None: HOTCONF_SOCKET, then the sidecar's default path.
+    socket: str | os.PathLike[str] | None
+    #: ConfigMap to follow ("name" or "namespace/name"); default None: the first one served.
+    configmap: str | None
     #: Called with each new Config before anything stops; raising rejects (NACKs) the revision.
     #: Runs on the runner's supervisor or the relay connection's thread, never two at once.
-    validate: Callable[[Config], object] | None = None
-    #: Seconds a generation gets to return after `draining` is set. 10 s fits inside the 30 s
-    #: termination grace period Kubernetes gives a pod, with room for kill_grace.
-    drain_timeout: float = 10.0
+    #: Default None: every config that parses is accepted.
+    validate: Callable[[Config], object] | None
+    #: Seconds a generation gets to return after `draining` is set. Default 10 s: it fits inside
+    #: the 30 s termination grace period Kubernetes gives a pod, with room for kill_grace.
+    drain_timeout: float
     #: Seconds between SIGTERM and SIGKILL for a process generation (and between cancel and the
-    #: stuck report for a coroutine) once drain_timeout has passed.
-    kill_grace: float = 5.0
-    #: Seconds to wait at start for the first valid config before FirstConfigTimeout. Covers a
-    #: sidecar that starts a little after the application.
-    first_config_timeout: float = 30.0
+    #: stuck report for a coroutine) once drain_timeout has passed. Default 5 s.
+    kill_grace: float
+    #: Seconds to wait at start for the first valid config before FirstConfigTimeout. Default
+    #: 30 s: covers a sidecar that starts a little after the application.
+    first_config_timeout: float
     #: Exit the whole process (status 70) when a thread task is stuck, so Kubernetes restarts it.
-    exit_on_stuck: bool = False
+    #: Default False: the stuck thread is reported and keeps running.
+    exit_on_stuck: bool
     #: Called with every ReloadEvent; exceptions are logged. Like ``validate`` it runs on the
     #: runner's supervisor, or in thread mode on the relay connection's thread when that one
-    #: begins a switch-over itself; never two calls at once.
+    #: begins a switch-over itself; never two calls at once. Default None.
+    on_event: Callable[[ReloadEvent], object] | None
+    #: Client name sent to the relay (shown in ACK/NACK reports); default None: the program name.
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """:class:`RunnerOptions` resolved: every option, its default where it was not given.
+
+    Built by :meth:`BaseRunner.__init__` from the keywords, so ``_Options(**options)`` is checked
+    against the TypedDict by mypy; the defaults and their reasons are documented there.
+    """
+
+    socket: str | os.PathLike[str] | None = None
+    configmap: str | None = None
+    validate: Callable[[Config], object] | None = None
+    drain_timeout: float = 10.0
+    kill_grace: float = 5.0
+    first_config_timeout: float = 30.0
+    exit_on_stuck: bool = False
     on_event: Callable[[ReloadEvent], object] | None = None
-    #: Client name sent to the relay (shown in ACK/NACK reports); default: the program name.
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -130,6 +160,19 @@ class RunnerOptions:
             value = getattr(self, attribute)
             if not value >= 0:
                 raise ValueError(f"{attribute} must be a number of seconds >= 0, not {value!r}")
+
+    @classmethod
+    def resolve(cls, owner: str, options: RunnerOptions) -> _Options:
+        """The options given to the runner class ``owner``, checked at run time too: an
+        unknown name raises TypeError listing the known ones."""
+        unknown = sorted(set(options) - set(RunnerOptions.__optional_keys__))
+        if unknown:
+            known = ", ".join(sorted(RunnerOptions.__optional_keys__))
+            raise TypeError(
+                f"{owner}() got unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"the options (hotconf.RunnerOptions) are: {known}"
+            )
+        return cls(**options)
 
 
 @dataclass(slots=True)
@@ -153,8 +196,10 @@ class BaseRunner:
 
     def __init__(self, task: Callable[..., Any], options: RunnerOptions) -> None:
         self.task = task
-        self.options = options
-        self.settings = ClientSettings.resolve(socket=options.socket, configmap=options.configmap)
+        self.options = _Options.resolve(type(self).__name__, options)
+        self.settings = ClientSettings.resolve(
+            socket=self.options.socket, configmap=self.options.configmap
+        )
         self._state = RunnerState.CREATED
         self._state_lock = threading.Lock()
         self._ref: ConfigMapRef | None = self.settings.configmap

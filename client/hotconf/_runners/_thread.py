@@ -6,11 +6,24 @@ the process's memory, but Python cannot stop a thread from outside: a task that 
 process exits so that Kubernetes restarts it). Task threads are daemon threads, so a stuck one
 cannot keep the process alive at exit.
 
-A switch-over hands the next generation to the running thread *before* it drains
-(:meth:`Generation.chain`): the moment the old run returns, the same thread starts the new one,
-and only then tells the supervisor, which ACKs. The path from the new config to the new run is
-two thread wake-ups (connection -> supervisor -> task thread) instead of five, and no thread is
-created; see docs/performance.md ("CPU per config in the worker").
+Thread mode's fast path lives here, as overrides of the plain supervisor's steps
+(:mod:`._blocking`); see docs/performance.md ("CPU per config in the worker"):
+
+* **Chained generations.** When a drain begins, the target's config is chained to the running
+  thread *before* ``draining`` is set (:meth:`_ThreadGeneration.chain`). The moment the old run
+  returns, the same thread builds and starts the new generation, and only then posts the old
+  one's end; :meth:`ThreadRunner._retire` adopts the new generation and ACKs it. The path from
+  the new config to the new run is two thread wake-ups (connection -> supervisor -> task thread)
+  instead of five, and no thread is created. A newer revision during the drain re-chains, a stop
+  unchains (:meth:`ThreadRunner._handle`); a successor that ends before it is adopted has its end
+  replayed then.
+* **Direct arrivals.** While the supervisor only waits with the task running, the relay
+  connection's thread handles an arriving revision itself (:meth:`ThreadRunner._deliver`:
+  validates it, chains it, sets ``draining``), so the supervisor wakes once per config, to ACK.
+  A lock makes the two threads take turns: the connection thread acts only while the supervisor
+  waits, and the supervisor takes the lock to stop waiting. It keeps the drain deadline by never
+  waiting longer than ``drain_timeout`` while RUNNING: the wait after the one a drain interrupts
+  ends exactly at its deadline.
 """
 
 from __future__ import annotations
@@ -19,15 +32,20 @@ import itertools
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from hotconf._config import Config
-from hotconf._runners._base import Exited, now
+from hotconf._runners._base import Arrived, Exited, RunnerOptions, RunnerState, _Target, now
 from hotconf._runners._blocking import BlockingRunner, Generation
+from hotconf.protocol import ConfigSnapshot
 
 __all__ = ["ThreadRunner"]
 
 _numbers: Final = itertools.count(1)
+
+#: Below this drain_timeout the connection thread leaves every revision to the supervisor, which
+#: would otherwise wake that often while idle to keep a drain's deadline.
+_DIRECT_MIN_DRAIN: Final = 0.05
 
 
 class _ThreadGeneration(Generation):
@@ -37,14 +55,16 @@ class _ThreadGeneration(Generation):
         super().__init__(config, post)
         self.task = task
         self.draining = threading.Event()
-        self.started_at = 0.0
         self.thread: threading.Thread | None = None
+        #: The generation this run's thread started, on the chained config, when it returned;
+        #: set before this run's Exited is posted.
+        self.successor: _ThreadGeneration | None = None
         self._lock = threading.Lock()
-        self._next: _ThreadGeneration | None = None  # chained, waiting for this run to end
+        self._next: Config | None = None  # chained: what to run when this run returns
         self._ended = False  # this run returned: nothing can be chained to it any more
 
     def _main(self) -> None:
-        """The thread: run this generation, then each one chained to the previous run."""
+        """The thread: run this generation, then one built on each config chained to the last."""
         generation: _ThreadGeneration | None = self
         self.started_at = now()
         while generation is not None:
@@ -53,13 +73,16 @@ class _ThreadGeneration(Generation):
                 generation.task(generation.config, generation.draining)
             except BaseException:
                 error = traceback.format_exc()
+            following = None
             with generation._lock:
-                following, generation._next = generation._next, None
                 generation._ended = True
-                if following is not None:
+                config = generation._next
+                if config is not None:
+                    following = _ThreadGeneration(generation.task, config, generation.post)
                     following.thread = generation.thread
                     following.started_at = now()
                     generation.successor = following
+                    generation._next = None
             generation.post(Exited(generation, error))
             generation = following
 
@@ -76,12 +99,14 @@ class _ThreadGeneration(Generation):
     def force(self, grace: float) -> bool:
         return False  # a thread cannot be stopped from outside
 
-    def chain(self, successor: Generation | None) -> bool:
-        assert successor is None or isinstance(successor, _ThreadGeneration)
+    def chain(self, config: Config | None) -> bool:
+        """Have this run's thread start a generation on ``config`` the moment the run returns
+        (None: start nothing); False if the run has already returned. Chaining again replaces
+        the config."""
         with self._lock:
             if self._ended:
                 return False
-            self._next = successor
+            self._next = config
             return True
 
     def reap(self) -> None:
@@ -96,7 +121,108 @@ class ThreadRunner(BlockingRunner):
     """
 
     mode = "thread"
-    direct_arrivals = True
 
-    def _generation(self, config: Config) -> Generation:
+    def __init__(self, task: Callable[..., Any], **options: Unpack[RunnerOptions]) -> None:
+        super().__init__(task, **options)
+        self._gen: _ThreadGeneration | None = None
+        # Taken by the connection thread to begin a switch-over, and by the supervisor to start
+        # and stop waiting: the connection thread acts only while the supervisor waits.
+        self._lock = threading.Lock()
+        self._waiting = False  # the supervisor waits for its inbox
+        self._direct_deadline: float | None = None  # of a drain the connection thread began
+        self._chained: _Target | None = None  # the target chained to the draining generation
+        self._early: list[Exited] = []  # ends of successors not adopted yet
+
+    def _generation(self, config: Config) -> _ThreadGeneration:
         return _ThreadGeneration(self.task, config, self._inbox.put)
+
+    @property
+    def _direct(self) -> bool:
+        """Whether the connection thread may begin switch-overs (see the module docstring)."""
+        return self.options.drain_timeout >= _DIRECT_MIN_DRAIN
+
+    # -- direct arrivals --------------------------------------------------------------------------
+
+    def _deliver(self, snapshot: ConfigSnapshot, received_at: float) -> None:
+        """On the connection thread: begin the switch-over here when the supervisor only waits
+        with the task running (one thread wake-up fewer per config); else queue the snapshot."""
+        if self._direct:
+            with self._lock:
+                generation = self._gen
+                if (
+                    self._waiting
+                    and self._state is RunnerState.RUNNING
+                    and not self._stopping
+                    and self._target is None
+                    and generation is not None
+                    and not generation.exited
+                ):
+                    self._handle(Arrived(snapshot, received_at))
+                    if self._target is not None:
+                        self._direct_deadline = self._begin_drain(generation)
+                    return
+        super()._deliver(snapshot, received_at)
+
+    def _next(self, timeout: float | None) -> list[object]:
+        if timeout is None and self._direct and self._state is RunnerState.RUNNING:
+            # A drain the connection thread begins during this wait is due drain_timeout later.
+            timeout = self.options.drain_timeout
+        with self._lock:
+            self._waiting = True
+        try:
+            return super()._next(timeout)
+        finally:
+            with self._lock:
+                self._waiting = False
+
+    # -- chained generations ----------------------------------------------------------------------
+
+    def _handle(self, item: object) -> None:
+        if isinstance(item, Exited) and item.generation is not self._gen:
+            # A successor's end can arrive in the same batch as its predecessor's, before it is
+            # the current generation: keep it for _retire to replay.
+            self._early.append(item)
+            return
+        super()._handle(item)
+        if self._state in (RunnerState.DRAINING, RunnerState.STUCK):
+            self._chain()  # a newer target, or a stop, applies to the draining thread now
+
+    def _chain(self) -> None:
+        """Chain the target to the running generation (nothing once stopping). A successor
+        that already started stays: the newer target waits for the next switch-over."""
+        generation = self._gen
+        wanted = None if self._stopping else self._target
+        if generation is None or wanted is self._chained:
+            return
+        if generation.chain(wanted.config if wanted is not None else None):
+            self._chained = wanted
+
+    def _begin_drain(self, generation: Generation) -> float:
+        if self._direct_deadline is not None:  # begun by the connection thread
+            deadline, self._direct_deadline = self._direct_deadline, None
+            return deadline
+        self._chain()  # before `draining` is set: the thread may return at once
+        return super()._begin_drain(generation)
+
+    def _retire(self) -> None:
+        """Retire as the plain supervisor does; then adopt the generation the old run's thread
+        started on the chained target, and ACK it."""
+        generation = self._gen
+        super()._retire()
+        self._direct_deadline = None
+        chained, self._chained = self._chained, None
+        early, self._early = self._early, []
+        if generation is None or not generation.exited:
+            return  # nothing ran, or a stuck thread left behind as the runner stops
+        successor = generation.successor
+        if successor is None or chained is None:
+            return  # not chained after all: the target, if any, is launched as usual
+        if self._target is chained:
+            self._target = None
+        self._gen = successor
+        self._started(chained, successor.started_at)
+        for item in early:  # the successor may have ended already, before it was current
+            if item.generation is successor:
+                self._handle(item)
+        if self._stopping:
+            self._retire()  # it started as the stop arrived: drain it before run() returns
