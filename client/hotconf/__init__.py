@@ -4,9 +4,9 @@
 pod's relay (the hotconf sidecar, or ``hotconf dev`` on a laptop); when a new revision arrives it
 sets ``draining``, waits for the task to return, and starts it again on the new config.
 
-Public surface: everything in ``__all__``; modules whose names start with ``_`` are private.
-``hotconf_wire.protocol`` (wire protocol v1) and ``hotconf.relay`` (the relay server) are public so
-that the sidecar and other tools build on them.
+Public surface: everything in ``__all__``, and ``hotconf.testing`` (test doubles for
+applications); modules whose names start with ``_`` are private. The wire protocol and the relay
+server live in ``hotconf_wire``, shared with the sidecar and the operator.
 """
 
 from hotconf._config import Config

@@ -37,7 +37,7 @@ from typing import Any, Final, Unpack
 from hotconf._config import Config
 from hotconf._runners._base import Arrived, Exited, RunnerOptions, RunnerState, _Target, now
 from hotconf._runners._blocking import BlockingRunner, Generation
-from hotconf.protocol import ConfigSnapshot
+from hotconf_wire.protocol import ConfigSnapshot
 
 __all__ = ["ThreadRunner"]
 
