@@ -188,15 +188,6 @@ class KubeApi:
         result: dict[str, Any] = await self._request("GET", self._cm_path(namespace, name))
         return result
 
-    async def list_configmaps(
-        self, *, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        path = self._cm_path(namespace) if namespace else "/api/v1/configmaps"
-        if label_selector:
-            path += "?" + urlencode({"labelSelector": label_selector})
-        result = await self._request("GET", path)
-        return list(result.get("items") or [])
-
     async def annotate_configmap(
         self, namespace: str, name: str, annotations: dict[str, str]
     ) -> None:
