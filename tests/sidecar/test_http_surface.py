@@ -6,6 +6,7 @@ several requests; pipelined requests are answered in order; ``Expect: 100-contin
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import socket
@@ -27,6 +28,9 @@ def exchange(sidecar: SidecarProcess, raw: bytes) -> bytes:
             conn.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except OSError as exc:  # shutdown() once the sidecar has refused and reset the connection
+            if exc.errno != errno.ENOTCONN:
+                raise
         reply = b""
         try:
             while chunk := conn.recv(65536):
