@@ -29,6 +29,12 @@ OPERATOR = textwrap.dedent("""\
         settings.watching.server_timeout = 10
         settings.posting.enabled = False
 
+    @kopf.on.cleanup()
+    async def release_the_executor(settings: kopf.OperatorSettings, **_):
+        # kopf never shuts down the thread pool of its sync handlers; run in the test's process
+        # (kopf.testing.KopfRunner), its threads would outlive the test.
+        settings.execution.executor.shutdown(wait=False)
+
     @kopf.on.login()
     def login(**kwargs):
         return kopf.login_with_kubeconfig(**kwargs)

@@ -1,15 +1,24 @@
-"""Wire protocol v1 frames: every message round-trips, and every bad frame is a ProtocolError
-with the right code and a message naming what is wrong."""
+"""Wire protocol v1 frames: every message round-trips with all its fields (namespace and name
+included), every bad frame is a ProtocolError with the right code and a message naming what is
+wrong, and the content revision is a hash of the content whatever the order of its keys."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import struct
+from collections.abc import Mapping
+from typing import TypeVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hotconf_wire import protocol as p
 from hotconf_wire.errors import ProtocolError
+
+T = TypeVar("T")
 
 MESSAGES: list[p.Message] = [
     p.Hello(configmaps=(p.ConfigMapRef("default", "app"),), client="worker", pid=42),
@@ -29,16 +38,39 @@ def frame(body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
+def fields(message: p.Message) -> tuple[type, dict[str, object]]:
+    """Every field of ``message`` by name, mappings as plain dicts, to compare in full."""
+    return type(message), {
+        f.name: dict(value) if isinstance(value, Mapping) else value
+        for f in dataclasses.fields(message)
+        for value in [getattr(message, f.name)]
+    }
+
+
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
 def test_round_trip(message: p.Message) -> None:
     (decoded,) = p.FrameDecoder().feed(p.encode(message))
-    if isinstance(message, p.ConfigSnapshot):
-        assert isinstance(decoded, p.ConfigSnapshot)
-        assert dict(decoded.data) == dict(message.data)
-        assert dict(decoded.binary_data) == dict(message.binary_data)
-        assert decoded.revision == message.revision
-    else:
-        assert decoded == message
+    assert fields(decoded) == fields(message)
+    assert decoded == message
+
+
+NAMES = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
+KEYS = st.from_regex(r"[-._a-zA-Z0-9]{1,20}", fullmatch=True)
+
+
+@given(
+    namespace=NAMES,
+    name=NAMES,
+    data=st.dictionaries(KEYS, st.text(max_size=20), max_size=5),
+    binary=st.dictionaries(KEYS, st.binary(max_size=20), max_size=5),
+)
+def test_any_snapshot_round_trips(
+    namespace: str, name: str, data: dict[str, str], binary: dict[str, bytes]
+) -> None:
+    binary = {k: v for k, v in binary.items() if k not in data}  # a key is in one or the other
+    message = p.ConfigSnapshot(namespace, name, p.compute_revision(data, binary), data, binary)
+    (decoded,) = p.FrameDecoder().feed(p.encode(message))
+    assert fields(decoded) == fields(message)
 
 
 def test_decoder_handles_split_and_joined_frames() -> None:
@@ -47,7 +79,7 @@ def test_decoder_handles_split_and_joined_frames() -> None:
     out: list[p.Message] = []
     for i in range(0, len(stream), 7):
         out += decoder.feed(stream[i : i + 7])
-    assert len(out) == len(MESSAGES)
+    assert [fields(m) for m in out] == [fields(m) for m in MESSAGES]
     assert decoder.pending == 0
 
 
@@ -130,3 +162,22 @@ def test_revision_is_a_content_hash() -> None:
     assert p.compute_revision({"a": "1"}) != p.compute_revision({"a": "2"})
     assert p.compute_revision({"a": "1"}).startswith("sha256:")
     assert p.compute_revision({}, {"a": b"1"}) != p.compute_revision({"a": "1"})
+
+
+@given(
+    data=st.dictionaries(KEYS, st.text(max_size=20), max_size=8),
+    binary=st.dictionaries(KEYS, st.binary(max_size=20), max_size=8),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_revision_does_not_depend_on_key_order(
+    data: dict[str, str], binary: dict[str, bytes], shuffle: random.Random
+) -> None:
+    def reordered(mapping: dict[str, T]) -> dict[str, T]:
+        items = list(mapping.items())
+        shuffle.shuffle(items)
+        return dict(items)
+
+    revision = p.compute_revision(data, binary)
+    assert p.compute_revision(reordered(data), reordered(binary)) == revision
+    backwards = (dict(reversed(data.items())), dict(reversed(binary.items())))
+    assert p.compute_revision(*backwards) == revision
