@@ -7,7 +7,9 @@ Registered for every test by ``tests/conftest.py``; two autouse fixtures check e
   child: not yet reaped) 5 s after all its fixtures were torn down. Session- and module-scoped
   fixtures (the control plane, the chart release, the emulated API) are set up before it, so
   what they start for many tests is not counted; what a test starts on purpose (a sidecar, an
-  operator) must be stopped and waited for by the end of the test.
+  operator) must be stopped and waited for by the end of the test. A process a session fixture
+  restarts inside a test (the control plane's etcd and kube-apiserver) carries
+  :data:`SHARED_CHILD` in its environment and is not counted either.
 * :func:`no_leaked_tasks`, for an ``async def`` test: the tasks still pending on its event loop
   once the test and its async fixtures are done, given 5 s to finish. Without it they would
   go unseen: pytest-asyncio cancels whatever is left when it closes the loop.
@@ -30,6 +32,9 @@ import pytest
 
 #: Seconds what a test started gets, after its teardown, to end (a thread) or be reaped.
 GRACE = 5.0
+#: ``NAME=value`` in a child's environment: the child belongs to a session fixture, which
+#: stops it at the end of the session (it may be restarted by a test in between).
+SHARED_CHILD = "HOTCONF_TEST_SHARED_CHILD=1"
 # pytest-asyncio's fixture holding the asyncio.Runner of a test with a function-scoped loop.
 _RUNNER = "_function_scoped_runner"
 
@@ -45,7 +50,15 @@ def _children() -> set[int]:
     # multiprocessing's fork server and resource tracker start once and live for the session.
     pids.discard(getattr(forkserver._forkserver, "_forkserver_pid", None) or 0)
     pids.discard(getattr(resource_tracker._resource_tracker, "_pid", None) or 0)
-    return pids
+    return {pid for pid in pids if not _shared(pid)}
+
+
+def _shared(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return SHARED_CHILD.encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def _describe(pid: int) -> str:

@@ -79,7 +79,12 @@ class _Child:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.args, stdout=out, stderr=out, preexec_fn=_die_with_parent
+                self.args,
+                stdout=out,
+                stderr=out,
+                preexec_fn=_die_with_parent,
+                # the session's, even when a test restarts it (tests/support/leak_checks.py)
+                env={**os.environ, "HOTCONF_TEST_SHARED_CHILD": "1"},
             )
 
     def running(self) -> bool:
