@@ -92,8 +92,9 @@ async def run(config: OperatorConfig) -> None:
         )
         if config.serving.webhook_port and runtime.injection is None:
             logger.warning("sidecar injection is off: no --sidecar-image / HOTCONF_SIDECAR_IMAGE")
+        deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics)
         runtime.manager = RolloutManager(
-            deliverer=Deliverer(pusher=pusher, signer=signer, metrics=metrics),
+            deliverer=deliverer,
             reporter=StatusReporter(api),
             metrics=metrics,
             targets=runtime.targets,
@@ -108,7 +109,9 @@ async def run(config: OperatorConfig) -> None:
                     return None
                 raise
 
-        runtime.reconciler = Reconciler(runtime.manager, current_revision=current_revision)
+        runtime.reconciler = Reconciler(
+            runtime.manager, deliverer=deliverer, current_revision=current_revision
+        )
         manager = runtime.manager
         runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)
         runtime.heap_keeper.apply_thresholds()

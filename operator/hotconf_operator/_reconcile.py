@@ -4,8 +4,10 @@ Two callers. ``_handlers`` calls :meth:`Reconciler.pod_ready` when a subscribed 
 Running with an IP (a new pod, or one whose IP changed); a background loop started by
 ``_handlers`` on start-up calls :meth:`Reconciler.sweep` every ``reconcile_interval`` seconds,
 which catches sidecars that restarted and pods that were unreachable during a rollout. Both ask
-the sidecar (``GET /v1/state``) first and push only where it holds another revision, so a sweep
-over healthy pods pushes nothing and restarts no application.
+the sidecar (``GET /v2/state``) first and push only where it holds another revision, so a sweep
+over healthy pods pushes nothing and restarts no application. It delivers with the
+:class:`~hotconf_operator._delivery.Deliverer` it is given (``__main__`` shares one with the
+rollout manager).
 
 Before it pushes, the reconciler asks the API (``current_revision``, one GET per ConfigMap,
 reused for :data:`CONFIRM_TTL` seconds) whether the revision it knows is still the ConfigMap's
@@ -23,9 +25,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from hotconf_operator._delivery import Verdict
+from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, PushFailed
 from hotconf_operator._index import PodTarget
+from hotconf_operator._outcome import Verdict
 from hotconf_operator._rollout import RolloutManager
 from hotconf_wire.protocol import ConfigMapRef
 
@@ -43,9 +46,14 @@ class Reconciler:
     """Brings individual pods up to date; never touches a ConfigMap mid-rollout."""
 
     def __init__(
-        self, manager: RolloutManager, *, current_revision: CurrentRevisionFn | None = None
+        self,
+        manager: RolloutManager,
+        *,
+        deliverer: Deliverer,
+        current_revision: CurrentRevisionFn | None = None,
     ) -> None:
         self._manager = manager
+        self._deliverer = deliverer
         self._current_revision = current_revision
         self._confirmed: dict[ConfigMapRef, tuple[str, float]] = {}  # ref -> (revision, when)
         self._confirm_locks: dict[ConfigMapRef, asyncio.Lock] = {}
@@ -119,13 +127,13 @@ class Reconciler:
             # A halted rollout changes nothing on pods that hold a config; a pod holding none
             # gets the last revision every pod had applied, when this process knows it.
             try:
-                if await self._manager.deliverer.held(target, snapshot) is not None:
+                if await self._deliverer.held(target, snapshot) is not None:
                     return
             except PushFailed:
                 return
         if not await self.confirmed(ref, state.revision):
             return
-        outcome = await self._manager.deliverer.deliver(target, snapshot, check_first=True)
+        outcome = await self._deliverer.deliver(target, snapshot, check_first=True)
         if outcome.verdict is not Verdict.APPLIED:
             logger.info(
                 "pod %s/%s on %s: %s %s",

@@ -31,10 +31,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict, verdict_of_clients
+from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import ConfigInvalid
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
+from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
 from hotconf_operator._plan import RolloutPolicy, plan_batches, split
 from hotconf_operator._status import Phase, RolloutStatus, StatusReporter, parse_status
 from hotconf_operator._validation import (
@@ -134,10 +135,6 @@ class RolloutManager:
     def busy(self) -> bool:
         """Whether any rollout is running (``_gc`` freezes the heap only between rollouts)."""
         return any(state.rolling for state in self._states.values())
-
-    @property
-    def deliverer(self) -> Deliverer:
-        return self._deliverer
 
     # -- events
 
