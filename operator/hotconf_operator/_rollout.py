@@ -17,7 +17,7 @@ The first time the operator sees a ConfigMap (start-up, or after a restart), and
 status on the ConfigMap already names the new revision (another replica rolled it out while
 this one was paused), it reconciles instead of pushing blindly: each pod is asked what it holds
 and pushed to only if it differs. A halted status for the same revision is respected.
-``_reconcile`` uses the per-ConfigMap state kept here to bring late pods up to date.
+``_reconcile`` uses the per-ConfigMap state (``_state``) kept here to bring late pods up to date.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from hotconf_operator._delivery import Deliverer
@@ -37,7 +36,14 @@ from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
 from hotconf_operator._plan import RolloutPolicy, plan_batches, split
-from hotconf_operator._status import Phase, RolloutStatus, StatusReporter, parse_status
+from hotconf_operator._state import ConfigMapState
+from hotconf_operator._status import (
+    Phase,
+    RolloutStatus,
+    StatusReporter,
+    parse_status,
+    status_of,
+)
 from hotconf_operator._validation import (
     SCHEMA_ANNOTATION_PREFIX,
     SchemaFetcher,
@@ -45,7 +51,7 @@ from hotconf_operator._validation import (
 )
 from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
 
-__all__ = ["ConfigMapState", "RolloutManager", "snapshot_of"]
+__all__ = ["RolloutManager", "snapshot_of"]
 
 logger = logging.getLogger("hotconf_operator.rollout")
 
@@ -73,32 +79,6 @@ def schema_annotations(annotations: Mapping[str, str]) -> tuple[tuple[str, str],
             (k, str(v)) for k, v in annotations.items() if k.startswith(SCHEMA_ANNOTATION_PREFIX)
         )
     )
-
-
-@dataclass
-class ConfigMapState:
-    """What the operator knows about one ConfigMap."""
-
-    ref: ConfigMapRef
-    uid: str
-    revision: str
-    snapshot: ConfigSnapshot | None = None  # None while the revision is invalid
-    policy: RolloutPolicy = field(default_factory=RolloutPolicy)
-    halted: bool = False
-    halt_reason: tuple[str, str] = ("", "")  # (pod, message) carried over an operator restart
-    last_good: ConfigSnapshot | None = None  # last revision every pod applied (in memory only)
-    outcomes: dict[str, PodOutcome] = field(default_factory=dict)  # pod uid -> outcome
-    task: asyncio.Task[None] | None = None
-    #: The schema annotations (``hotconf.dev/schema.<key>``) this revision was validated with.
-    schemas: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def rolling(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-    def for_new_pods(self) -> ConfigSnapshot | None:
-        """What a pod that was not part of the rollout should get."""
-        return self.last_good if self.halted else self.snapshot
 
 
 class RolloutManager:
@@ -366,56 +346,8 @@ class RolloutManager:
 
     # -- status
 
-    def status_of(self, state: ConfigMapState, *, done: bool = True) -> RolloutStatus:
-        targets = self._targets(state.ref)
-        counts = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
-        first_rejection: PodOutcome | None = None
-        for target in targets:
-            outcome = state.outcomes.get(target.uid)
-            verdict = (
-                outcome.verdict
-                if outcome is not None and outcome.revision == state.revision
-                else Verdict.PENDING
-            )
-            counts[verdict] += 1
-            if verdict is Verdict.REJECTED and first_rejection is None:
-                first_rejection = outcome
-        if state.snapshot is None:
-            phase = Phase.INVALID
-        elif not done:
-            phase = Phase.ROLLING
-        elif state.halted:
-            phase = Phase.HALTED
-        elif counts[Verdict.REJECTED]:
-            phase = Phase.REJECTED
-        elif counts[Verdict.PENDING]:
-            phase = Phase.INCOMPLETE
-        else:
-            phase = Phase.COMPLETE
-        message = ""
-        pod = ""
-        if first_rejection is not None:
-            message, pod = first_rejection.message, first_rejection.pod.name
-        elif phase is Phase.HALTED:
-            pod, message = state.halt_reason
-        elif phase is Phase.INCOMPLETE:
-            pending = next(
-                (state.outcomes.get(t.uid) for t in targets if state.outcomes.get(t.uid)), None
-            )
-            message = pending.message if pending is not None else "pods not answered yet"
-        return RolloutStatus(
-            revision=state.revision,
-            phase=phase,
-            applied=counts[Verdict.APPLIED],
-            rejected=counts[Verdict.REJECTED],
-            pending=counts[Verdict.PENDING],
-            total=len(targets),
-            message=message,
-            pod=pod,
-        )
-
     async def write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
-        status = self.status_of(state, done=done or not state.rolling)
+        status = status_of(state, self._targets(state.ref), done=done or not state.rolling)
         if status.phase is Phase.COMPLETE and state.snapshot is not None:
             # Also when the reconciler completes it: a rollout that ended incomplete (a pod
             # not reachable yet) must still become the config for pods after a later halt.
@@ -435,7 +367,7 @@ class RolloutManager:
     def _update_gauges(self) -> None:
         totals = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
         for state in self._states.values():
-            status = self.status_of(state)
+            status = status_of(state, self._targets(state.ref), done=True)
             totals[Verdict.APPLIED] += status.applied
             totals[Verdict.REJECTED] += status.rejected
             totals[Verdict.PENDING] += status.pending
