@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import kopf
 
+from hotconf_operator._decide import snapshot_of
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
 from hotconf_operator._gc import HeapKeeper
@@ -25,7 +26,7 @@ from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._reconcile import Reconciler
-from hotconf_operator._rollout import RolloutManager, snapshot_of
+from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig, parse_settings
 from hotconf_operator._signing import Signer, load_signer
 from hotconf_operator._status import StatusReporter
