@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import kopf
 
+from hotconf_operator._decide import snapshot_of
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
 from hotconf_operator._gc import HeapKeeper
@@ -25,7 +26,7 @@ from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._reconcile import Reconciler
-from hotconf_operator._rollout import RolloutManager, snapshot_of
+from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig, parse_settings
 from hotconf_operator._signing import Signer, load_signer
 from hotconf_operator._status import StatusReporter
@@ -92,8 +93,9 @@ async def run(config: OperatorConfig) -> None:
         )
         if config.serving.webhook_port and runtime.injection is None:
             logger.warning("sidecar injection is off: no --sidecar-image / HOTCONF_SIDECAR_IMAGE")
+        deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics)
         runtime.manager = RolloutManager(
-            deliverer=Deliverer(pusher=pusher, signer=signer, metrics=metrics),
+            deliverer=deliverer,
             reporter=StatusReporter(api),
             metrics=metrics,
             targets=runtime.targets,
@@ -108,7 +110,9 @@ async def run(config: OperatorConfig) -> None:
                     return None
                 raise
 
-        runtime.reconciler = Reconciler(runtime.manager, current_revision=current_revision)
+        runtime.reconciler = Reconciler(
+            runtime.manager, deliverer=deliverer, current_revision=current_revision
+        )
         manager = runtime.manager
         runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)
         runtime.heap_keeper.apply_thresholds()

@@ -2,66 +2,53 @@
 
 :class:`Deliverer` is shared by ``_rollout`` (a new revision, pushed at once) and ``_reconcile``
 (a late pod, a restarted sidecar or operator: ``GET /v2/state`` first, push only if the pod holds
-another revision). It turns every answer into a :class:`PodOutcome`: ``applied`` when every
-client of the pod ACKed (or none is connected yet: the sidecar holds it for them), ``rejected``
-when a client NACKed or the sidecar refused the envelope, ``pending`` when the pod did not answer
-or a client timed out. It also counts pushes by outcome for the metrics.
+another revision); ``__main__`` builds one and hands it to both. It turns every answer into a
+:class:`~hotconf_operator._outcome.PodOutcome`: ``applied`` when every client of the pod ACKed
+(or none is connected yet: the sidecar holds it for them), ``rejected`` when a client NACKed or
+the sidecar refused the envelope, ``pending`` when the pod did not answer or a client timed out.
+A push refused as ``stale`` or ``replayed`` (someone got there first) is followed by a state
+read. It also counts pushes by outcome for the metrics.
+
+It talks to the sidecars through :class:`SidecarApi`, which ``_pusher.Pusher`` implements over
+HTTP and unit tests implement with canned answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
+from typing import Protocol
 
 from prometheus_client import Counter
 
 from hotconf_operator._errors import PodUnreachable, PushFailed, PushRefused
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
-from hotconf_operator._pusher import Pusher
-from hotconf_operator._signing import Signer
-from hotconf_wire.answers import ClientVerdict, HeldConfig
+from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
+from hotconf_operator._signing import SignedPush, Signer
+from hotconf_wire.answers import HeldConfig, PodState, PushAnswer
 from hotconf_wire.protocol import ConfigSnapshot
 
-__all__ = ["Deliverer", "PodOutcome", "Verdict", "verdict_of_clients"]
+__all__ = ["Deliverer", "SidecarApi"]
+
+#: Refusal reasons that mean "this pod already has it, or something newer": ask, do not reject.
+_ASK_AGAIN = ("stale", "replayed")
 
 
-class Verdict(StrEnum):
-    """A pod's verdict on one revision, from its clients' answers."""
+class SidecarApi(Protocol):
+    """What :class:`Deliverer` needs of the sidecars (``_pusher.Pusher`` over HTTP)."""
 
-    APPLIED = "applied"
-    REJECTED = "rejected"
-    PENDING = "pending"
+    async def push(self, target: PodTarget, signed: SignedPush) -> PushAnswer:
+        """The sidecar's answer to a push; raises PushRefused (4xx) or PodUnreachable."""
+        ...
 
-
-@dataclass(frozen=True, slots=True)
-class PodOutcome:
-    """One pod's answer to one revision."""
-
-    pod: PodTarget
-    revision: str
-    verdict: Verdict
-    message: str = ""
-
-
-def verdict_of_clients(clients: Iterable[ClientVerdict]) -> tuple[Verdict, str]:
-    """Any NACK rejects; else any other answer than an ACK leaves it pending; else applied."""
-    pending = ""
-    for client in clients:
-        if client.result == "nack":
-            return Verdict.REJECTED, f"{client.who}: {client.message}"
-        if client.result != "ack" and not pending:
-            pending = f"{client.who} answered {client.result}"
-    if pending:
-        return Verdict.PENDING, pending
-    return Verdict.APPLIED, ""
+    async def state(self, target: PodTarget) -> PodState:
+        """What the pod holds; raises PushRefused or PodUnreachable."""
+        ...
 
 
 class Deliverer:
     """Pushes (or checks, then pushes) one snapshot to one pod."""
 
-    def __init__(self, *, pusher: Pusher, signer: Signer, metrics: Metrics) -> None:
+    def __init__(self, *, pusher: SidecarApi, signer: Signer, metrics: Metrics) -> None:
         self._pusher = pusher
         self._signer = signer
         self._metrics = metrics
@@ -100,14 +87,12 @@ class Deliverer:
             return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
         except PushRefused as exc:
             self._count("refused")
-            if exc.reason in ("stale", "replayed"):
-                # Someone (another replica, or an earlier attempt) got there first: ask.
-                return (
-                    await self.deliver(pod, snapshot, check_first=True)
-                    if not check_first
-                    else (self._outcome(pod, snapshot, Verdict.PENDING, f"sidecar: {exc}"))
-                )
-            return self._outcome(pod, snapshot, Verdict.REJECTED, f"sidecar refused: {exc}")
+            if exc.reason not in _ASK_AGAIN:
+                return self._outcome(pod, snapshot, Verdict.REJECTED, f"sidecar refused: {exc}")
+            if check_first:  # asked already: the pod holds another revision; no verdict yet
+                return self._outcome(pod, snapshot, Verdict.PENDING, f"sidecar: {exc}")
+            # Someone (another replica, or an earlier attempt) got there first: ask.
+            return await self.deliver(pod, snapshot, check_first=True)
         verdict, message = verdict_of_clients(answer.clients)
         if verdict is Verdict.APPLIED and answer.status == "unchanged":
             self._count("unchanged")

@@ -1,10 +1,10 @@
 """Prometheus metrics of the operator, on their own registry and port.
 
-``__main__`` calls :func:`serve` when a metrics port is set; ``_rollout`` and ``_reconcile``
-record pushes and rollouts through :class:`Metrics`, ``_webhook`` the sidecars it injected and
-``_misses`` the annotated pods that came up without one. Watch restarts are counted from kopf's own
-watcher log records (kopf has no hook for them): :class:`WatchRestartCounter` is a logging
-handler on kopf's watching logger.
+``__main__`` calls :func:`serve` when a metrics port is set. Through :class:`Metrics`,
+``_delivery`` counts pushes, ``_rollout`` times rollouts and counts invalid revisions and pods
+by verdict, ``_webhook`` the sidecars it injected and ``_misses`` the annotated pods that came
+up without one. Watch restarts are counted from kopf's own watcher log records (kopf has no
+hook for them): :class:`WatchRestartCounter` is a logging handler on kopf's watching logger.
 """
 
 from __future__ import annotations

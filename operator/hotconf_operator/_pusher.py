@@ -1,9 +1,10 @@
 """HTTP to the sidecars: ``POST /v2/push`` and ``GET /v2/state``, with retries and a bound.
 
-One :class:`Pusher` per operator process, created by ``__main__`` and shared by ``_rollout``
-and ``_reconcile``. It keeps one aiohttp session (keep-alive connections reused per sidecar),
-bounds the requests in flight with a semaphore, gives each attempt a timeout, and retries
-connection errors, timeouts and 5xx answers with exponential backoff and full jitter. A 4xx
+One :class:`Pusher` per operator process, created by ``__main__`` and used through
+``_delivery.Deliverer`` (as its ``SidecarApi``) by ``_rollout`` and ``_reconcile``. It keeps
+one aiohttp session (keep-alive connections reused per sidecar), bounds the requests in flight
+with a semaphore, gives each attempt a timeout, and retries connection errors, timeouts and
+5xx answers with exponential backoff and full jitter. A 4xx
 answer is the sidecar's verdict on the envelope and is raised at once as
 :class:`PushRefused`; exhausted retries raise :class:`PodUnreachable`. Answers are decoded into
 the wire's models (:mod:`hotconf_wire.answers`); one that does not parse is retried like a 5xx.
@@ -46,7 +47,7 @@ class Pusher:
         self._config = config
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._session: aiohttp.ClientSession | None = None
-        # (ip, port) -> URLs of /v1/push and /v1/state: parsing and checking a URL's host costs
+        # (ip, port) -> URLs of /v2/push and /v2/state: parsing and checking a URL's host costs
         # more than the rest of building the request, and yarl's own cache holds 256 hosts
         self._urls: dict[tuple[str, int], tuple[URL, URL]] = {}
 
@@ -60,7 +61,7 @@ class Pusher:
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout),
                 skip_auto_headers=("User-Agent",),
                 # set once here, not per request (aiohttp merges per-request headers each time);
-                # harmless on GET /v1/state
+                # harmless on GET /v2/state
                 headers={"Content-Type": "application/json"},
             )
         return self._session

@@ -4,8 +4,13 @@ Two callers. ``_handlers`` calls :meth:`Reconciler.pod_ready` when a subscribed 
 Running with an IP (a new pod, or one whose IP changed); a background loop started by
 ``_handlers`` on start-up calls :meth:`Reconciler.sweep` every ``reconcile_interval`` seconds,
 which catches sidecars that restarted and pods that were unreachable during a rollout. Both ask
-the sidecar (``GET /v1/state``) first and push only where it holds another revision, so a sweep
+the sidecar (``GET /v2/state``) first and push only where it holds another revision, so a sweep
 over healthy pods pushes nothing and restarts no application.
+
+The reconciler holds no ConfigMap state: it asks ``_rollout.RolloutManager`` what each pod
+should get (a frozen ``_decide.PodPlan``) and which ConfigMaps are settled, delivers with the
+:class:`~hotconf_operator._delivery.Deliverer` it is given (``__main__`` shares one with the
+manager), and hands each outcome back to the manager, which records it and writes the status.
 
 Before it pushes, the reconciler asks the API (``current_revision``, one GET per ConfigMap,
 reused for :data:`CONFIRM_TTL` seconds) whether the revision it knows is still the ConfigMap's
@@ -23,9 +28,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from hotconf_operator._delivery import Verdict
+from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, PushFailed
 from hotconf_operator._index import PodTarget
+from hotconf_operator._outcome import Verdict
 from hotconf_operator._rollout import RolloutManager
 from hotconf_wire.protocol import ConfigMapRef
 
@@ -43,9 +49,14 @@ class Reconciler:
     """Brings individual pods up to date; never touches a ConfigMap mid-rollout."""
 
     def __init__(
-        self, manager: RolloutManager, *, current_revision: CurrentRevisionFn | None = None
+        self,
+        manager: RolloutManager,
+        *,
+        deliverer: Deliverer,
+        current_revision: CurrentRevisionFn | None = None,
     ) -> None:
         self._manager = manager
+        self._deliverer = deliverer
         self._current_revision = current_revision
         self._confirmed: dict[ConfigMapRef, tuple[str, float]] = {}  # ref -> (revision, when)
         self._confirm_locks: dict[ConfigMapRef, asyncio.Lock] = {}
@@ -103,29 +114,18 @@ class Reconciler:
             await self._reconcile_one(ref, target)
 
     async def _reconcile_one(self, ref: ConfigMapRef, target: PodTarget) -> None:
-        state = self._manager.state(ref)
-        if state is None:
+        plan = self._manager.plan_pod(ref, target)
+        if plan is None:
             return
-        snapshot = state.for_new_pods()
-        if snapshot is None:
-            return
-        if state.rolling and snapshot is state.snapshot:
-            # The running rollout covers pods indexed when it started; a pod that was not
-            # (it just became ready) is pushed here, the others are left to the rollout.
-            current = state.outcomes.get(target.uid)
-            if current is not None:
-                return
-        if state.halted:
-            # A halted rollout changes nothing on pods that hold a config; a pod holding none
-            # gets the last revision every pod had applied, when this process knows it.
+        if plan.only_if_empty:  # halted: a pod that holds a config keeps it
             try:
-                if await self._manager.deliverer.held(target, snapshot) is not None:
+                if await self._deliverer.held(target, plan.snapshot) is not None:
                     return
             except PushFailed:
                 return
-        if not await self.confirmed(ref, state.revision):
+        if not await self.confirmed(ref, plan.revision):
             return
-        outcome = await self._manager.deliverer.deliver(target, snapshot, check_first=True)
+        outcome = await self._deliverer.deliver(target, plan.snapshot, check_first=True)
         if outcome.verdict is not Verdict.APPLIED:
             logger.info(
                 "pod %s/%s on %s: %s %s",
@@ -135,30 +135,26 @@ class Reconciler:
                 outcome.verdict,
                 outcome.message,
             )
-        if snapshot is state.snapshot:
-            recorded = self._manager.record(ref, outcome)
-            if recorded is not None and not recorded.rolling:
-                await self._manager.write_status(recorded)
+        if plan.current:
+            await self._manager.pod_reconciled(ref, outcome)
 
     async def sweep(self) -> None:
         """One pass over every ConfigMap and its pods (skipping ConfigMaps mid-rollout)."""
         jobs = []
-        current: set[ConfigMapRef] = set()
+        current: list[ConfigMapRef] = []
         for ref in self._manager.refs():
-            state = self._manager.state(ref)
-            if state is None or state.rolling or state.snapshot is None:
+            revision = self._manager.settled_revision(ref)
+            if revision is None:
                 continue
             # Once per ConfigMap: a stale one (paused replica) is neither pushed nor reported.
-            if not await self.confirmed(ref, state.revision):
+            if not await self.confirmed(ref, revision):
                 continue
-            current.add(ref)
+            current.append(ref)
             for target in self._manager.targets(ref):
                 jobs.append(self._reconcile_one(ref, target))
         await asyncio.gather(*jobs)
-        for ref in sorted(current):
-            state = self._manager.state(ref)
-            if state is not None and not state.rolling and state.snapshot is not None:
-                await self._manager.write_status(state)
+        for ref in current:
+            await self._manager.sweep_done(ref)
 
     async def run_forever(self, interval: float) -> None:
         while True:

@@ -1,10 +1,9 @@
 """Rollouts: each new revision of a ConfigMap, validated, then pushed to its subscribed pods.
 
 ``_handlers`` calls :meth:`RolloutManager.configmap_seen` for every watch event of a ConfigMap
-labelled ``hotconf.dev/enabled: "true"``. The content revision
-(:func:`hotconf_wire.protocol.compute_revision` over ``data`` and ``binaryData``) decides: the same
-revision as before (a change of annotations, our own status included) does nothing; a new one
-cancels any rollout still running for an older revision and starts a new rollout task:
+labelled ``hotconf.dev/enabled: "true"``. The manager asks ``_decide`` what the event means
+(ignore, re-check, roll out, reconcile) and acts on the answer: a new revision cancels any
+rollout still running for an older one and starts a rollout task:
 
 1. validate (``_validation``); an invalid revision is pushed nowhere, the status and a warning
    Event say why, and pods keep their last good config;
@@ -13,91 +12,49 @@ cancels any rollout still running for an older revision and starts a new rollout
    halts it, and the pods not reached keep their config;
 4. write the status annotation and an Event (``_status``).
 
-The first time the operator sees a ConfigMap (start-up, or after a restart), and whenever the
-status on the ConfigMap already names the new revision (another replica rolled it out while
-this one was paused), it reconciles instead of pushing blindly: each pod is asked what it holds
-and pushed to only if it differs. A halted status for the same revision is respected.
-``_reconcile`` uses the per-ConfigMap state kept here to bring late pods up to date.
+A reconcile is the same task, with each pod asked what it holds first and pushed to only if it
+differs; a halted status of the same revision found on the ConfigMap is respected.
+
+The manager is the one owner of the per-ConfigMap state (``_state``) and of the rollout tasks.
+``_reconcile`` asks it for a plan per pod (:meth:`RolloutManager.plan_pod`) and hands each
+outcome back (:meth:`RolloutManager.pod_reconciled`); it never holds a state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from hotconf_operator._delivery import Deliverer, PodOutcome, Verdict, verdict_of_clients
+from hotconf_operator._decide import (
+    Action,
+    ConfigMapSeen,
+    PodPlan,
+    decide,
+    halts,
+    plan_pod,
+    settled,
+)
+from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import ConfigInvalid
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
-from hotconf_operator._plan import RolloutPolicy, plan_batches, split
-from hotconf_operator._status import Phase, RolloutStatus, StatusReporter, parse_status
-from hotconf_operator._validation import (
-    SCHEMA_ANNOTATION_PREFIX,
-    SchemaFetcher,
-    validate_configmap,
-)
-from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot, compute_revision
+from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
+from hotconf_operator._plan import plan_batches, split
+from hotconf_operator._state import ConfigMapState, ConfigMapStates
+from hotconf_operator._status import Phase, RolloutStatus, StatusReporter, status_of
+from hotconf_operator._validation import SchemaFetcher, validate_configmap
+from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
 
-__all__ = ["ConfigMapState", "RolloutManager", "snapshot_of"]
+__all__ = ["RolloutManager", "TargetsFn"]
 
 logger = logging.getLogger("hotconf_operator.rollout")
 
+#: The pods subscribed to a ConfigMap now (``_handlers`` reads them from kopf's index).
 TargetsFn = Callable[[ConfigMapRef], list[PodTarget]]
-
-
-def snapshot_of(body: Mapping[str, Any]) -> ConfigSnapshot:
-    """The ConfigMap's content as a snapshot, with its content revision."""
-    meta = body.get("metadata") or {}
-    data = {str(k): str(v) for k, v in (body.get("data") or {}).items()}
-    binary = {str(k): base64.b64decode(v) for k, v in (body.get("binaryData") or {}).items()}
-    return ConfigSnapshot(
-        namespace=str(meta.get("namespace", "")),
-        name=str(meta.get("name", "")),
-        revision=compute_revision(data, binary),
-        data=data,
-        binary_data=binary,
-    )
-
-
-def schema_annotations(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """The ConfigMap's ``hotconf.dev/schema.<key>`` annotations, in a comparable form."""
-    return tuple(
-        sorted(
-            (k, str(v)) for k, v in annotations.items() if k.startswith(SCHEMA_ANNOTATION_PREFIX)
-        )
-    )
-
-
-@dataclass
-class ConfigMapState:
-    """What the operator knows about one ConfigMap."""
-
-    ref: ConfigMapRef
-    uid: str
-    revision: str
-    snapshot: ConfigSnapshot | None = None  # None while the revision is invalid
-    policy: RolloutPolicy = field(default_factory=RolloutPolicy)
-    halted: bool = False
-    halt_reason: tuple[str, str] = ("", "")  # (pod, message) carried over an operator restart
-    last_good: ConfigSnapshot | None = None  # last revision every pod applied (in memory only)
-    outcomes: dict[str, PodOutcome] = field(default_factory=dict)  # pod uid -> outcome
-    task: asyncio.Task[None] | None = None
-    #: The schema annotations (``hotconf.dev/schema.<key>``) this revision was validated with.
-    schemas: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def rolling(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-    def for_new_pods(self) -> ConfigSnapshot | None:
-        """What a pod that was not part of the rollout should get."""
-        return self.last_good if self.halted else self.snapshot
 
 
 class RolloutManager:
@@ -117,105 +74,113 @@ class RolloutManager:
         self._metrics = metrics
         self._targets = targets
         self._fetch_schema = fetch_schema
-        self._states: dict[ConfigMapRef, ConfigMapState] = {}
+        self._states = ConfigMapStates()
+        #: The rollout (or schema check) task of each ConfigMap's current state.
+        self._tasks: dict[ConfigMapRef, asyncio.Task[None]] = {}
 
-    # -- queries used by _reconcile
-
-    def state(self, ref: ConfigMapRef) -> ConfigMapState | None:
-        return self._states.get(ref)
-
-    def refs(self) -> list[ConfigMapRef]:
-        return sorted(self._states)
-
-    def targets(self, ref: ConfigMapRef) -> list[PodTarget]:
-        return self._targets(ref)
+    def _rolling(self, ref: ConfigMapRef) -> bool:
+        task = self._tasks.get(ref)
+        return task is not None and not task.done()
 
     @property
     def busy(self) -> bool:
         """Whether any rollout is running (``_gc`` freezes the heap only between rollouts)."""
-        return any(state.rolling for state in self._states.values())
+        return any(not task.done() for task in self._tasks.values())
 
-    @property
-    def deliverer(self) -> Deliverer:
-        return self._deliverer
+    # -- what _reconcile asks and tells
+
+    def targets(self, ref: ConfigMapRef) -> list[PodTarget]:
+        return self._targets(ref)
+
+    def plan_pod(self, ref: ConfigMapRef, pod: PodTarget) -> PodPlan | None:
+        """What ``pod`` should get of ``ref`` now; None: leave it (see ``_decide.plan_pod``)."""
+        return plan_pod(self._states.get(ref), pod, rolling=self._rolling(ref))
+
+    def refs(self) -> list[ConfigMapRef]:
+        return self._states.refs()
+
+    def settled_revision(self, ref: ConfigMapRef) -> str | None:
+        """The revision of ``ref`` this replica knows, if a sweep reconciles it now (no rollout
+        running, a valid revision: ``_decide.settled``); else None."""
+        state = self._states.get(ref)
+        if state is None or not settled(state, rolling=self._rolling(ref)):
+            return None
+        return state.revision
+
+    async def pod_reconciled(self, ref: ConfigMapRef, outcome: PodOutcome) -> None:
+        """A reconcile outcome for one pod of ``ref``'s current revision: kept, and the status
+        written unless a rollout is running (it writes its own). Another revision's is dropped."""
+        state = self._states.get(ref)
+        if state is None or not state.record(outcome):
+            return
+        if not self._rolling(ref):
+            await self._write_status(state)
+
+    async def sweep_done(self, ref: ConfigMapRef) -> None:
+        """A sweep reconciled ``ref``'s pods: write its status if it is still settled."""
+        state = self._states.get(ref)
+        if state is not None and settled(state, rolling=self._rolling(ref)):
+            await self._write_status(state)
 
     # -- events
 
     async def configmap_seen(self, body: Mapping[str, Any]) -> None:
         """A watch event (listing, added, modified) of an enabled ConfigMap."""
-        snapshot = snapshot_of(body)
-        ref = snapshot.ref
-        meta = body.get("metadata") or {}
-        annotations: Mapping[str, str] = meta.get("annotations") or {}
+        event = ConfigMapSeen.of(body)
+        ref = event.ref
         old = self._states.get(ref)
-        schemas = schema_annotations(annotations)
-        revalidate = False
-        if old is not None and old.revision == snapshot.revision:
-            if old.schemas == schemas:
-                # Annotations only (our status included), or a re-list: nothing to push. A
-                # status annotation that someone removed (or replaced with another revision's)
-                # is written again; a rollout in progress writes its own.
-                if not old.rolling:
-                    await self._reporter.restore(ref, annotations)
-                return
-            # A schema annotation changed, the data did not. A revision the pods run (or are
-            # getting) is only checked and warned about; one that was invalid may pass now,
-            # and then rolls out to the pods that do not hold it yet.
-            if old.snapshot is not None and not old.rolling:
-                old.schemas = schemas
-                old.task = asyncio.create_task(
-                    self._recheck(old, snapshot, annotations),
-                    name=f"hotconf schema check {ref} {snapshot.revision[:19]}",
-                )
-                return
-            revalidate = True
-        previous = parse_status(annotations)
-        # Someone already rolled this revision out: another replica while this one was paused
-        # (kopf re-lists on resume), or this process before a restart. Reconcile, do not push.
-        handled = previous is not None and previous.revision == snapshot.revision
-        first_sight = old is None or handled or revalidate
+        decision = decide(event, old, rolling=self._rolling(ref))
+        if decision.action is Action.IGNORE:
+            if decision.restore_status:
+                await self._reporter.restore(ref, event.annotations)
+            return
+        if decision.action is Action.RECHECK:
+            assert old is not None  # decide re-checks only a revision it knows
+            old.schemas = event.schemas
+            self._start(event, self._recheck(old, event), what="schema check")
+            return
         state = ConfigMapState(
             ref=ref,
-            uid=str(meta.get("uid", "")),
-            revision=snapshot.revision,
-            policy=RolloutPolicy.from_annotations(annotations),
+            uid=event.uid,
+            revision=event.revision,
+            policy=event.policy,
             last_good=old.last_good if old is not None else None,
-            outcomes={},
-            schemas=schemas,
+            schemas=event.schemas,
         )
-        if old is not None:
-            await self._cancel(old)
-        if first_sight:
-            self._reporter.remember(ref, previous)
-            if previous is not None and handled and previous.phase is Phase.HALTED:
+        await self._cancel(ref)
+        if decision.action is Action.RECONCILE:
+            self._reporter.remember(ref, event.status)
+            if decision.halt is not None:
                 state.halted = True
-                state.halt_reason = (previous.pod, previous.message)
-        self._states[ref] = state
-        state.task = asyncio.create_task(
-            self._rollout(state, snapshot, annotations, check_first=first_sight),
-            name=f"hotconf rollout {ref} {snapshot.revision[:19]}",
+                state.halt_reason = decision.halt
+        self._states.put(state)
+        self._start(
+            event, self._rollout(state, event, check_first=decision.check_first), what="rollout"
         )
 
     async def configmap_deleted(self, ref: ConfigMapRef) -> None:
-        state = self._states.pop(ref, None)
-        if state is not None:
-            await self._cancel(state)
+        self._states.pop(ref)
+        await self._cancel(ref)
+        self._tasks.pop(ref, None)
         self._reporter.forget(ref)
         self._update_gauges()
 
     async def aclose(self) -> None:
-        for state in list(self._states.values()):
-            await self._cancel(state)
+        for ref in list(self._tasks):
+            await self._cancel(ref)
 
     async def wait_idle(self) -> None:
         """Wait for every running rollout (tests and the benchmark use this)."""
-        tasks = [s.task for s in self._states.values() if s.task is not None]
+        tasks = list(self._tasks.values())
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    @staticmethod
-    async def _cancel(state: ConfigMapState) -> None:
-        task = state.task
+    def _start(self, event: ConfigMapSeen, job: Coroutine[Any, Any, None], *, what: str) -> None:
+        name = f"hotconf {what} {event.ref} {event.revision[:19]}"
+        self._tasks[event.ref] = asyncio.create_task(job, name=name)
+
+    async def _cancel(self, ref: ConfigMapRef) -> None:
+        task = self._tasks.get(ref)
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -223,53 +188,43 @@ class RolloutManager:
 
     # -- the rollout task
 
-    async def _validate(
-        self, ref: ConfigMapRef, snapshot: ConfigSnapshot, annotations: Mapping[str, str]
-    ) -> None:
-        """Validate ``snapshot``'s data with the ConfigMap's schema annotations (ConfigInvalid)."""
+    async def _validate(self, event: ConfigMapSeen) -> None:
+        """Validate the event's data with its schema annotations (ConfigInvalid)."""
         await validate_configmap(
-            namespace=ref.namespace,
-            name=ref.name,
-            data=snapshot.data,
-            annotations=annotations,
+            namespace=event.ref.namespace,
+            name=event.ref.name,
+            data=event.snapshot.data,
+            annotations=event.annotations,
             fetch_schema=self._fetch_schema,
         )
 
-    async def _recheck(
-        self, state: ConfigMapState, snapshot: ConfigSnapshot, annotations: Mapping[str, str]
-    ) -> None:
+    async def _recheck(self, state: ConfigMapState, event: ConfigMapSeen) -> None:
         """Validate the revision the pods run against changed schemas; warn if it fails them
         (the pods keep it: it is what they run; the next change must pass)."""
-        ref = state.ref
+        revision = event.revision[:19]
         try:
-            await self._validate(ref, snapshot, annotations)
+            await self._validate(event)
         except ConfigInvalid as exc:
-            logger.warning(
-                "ConfigMap %s %s fails its changed schema: %s", ref, snapshot.revision[:19], exc
-            )
+            logger.warning("ConfigMap %s %s fails its changed schema: %s", state.ref, revision, exc)
             self._reporter.event(
-                ref,
+                state.ref,
                 state.uid,
                 reason="SchemaCheckFailed",
                 message=(
-                    f"the revision the pods run ({snapshot.revision[:19]}) does not pass the "
+                    f"the revision the pods run ({revision}) does not pass the "
                     f"changed schema; they keep it, and the next change must pass: {exc}"
                 ),
                 warning=True,
             )
 
     async def _rollout(
-        self,
-        state: ConfigMapState,
-        snapshot: ConfigSnapshot,
-        annotations: Mapping[str, str],
-        *,
-        check_first: bool,
+        self, state: ConfigMapState, event: ConfigMapSeen, *, check_first: bool
     ) -> None:
         started = time.monotonic()
         ref = state.ref
+        snapshot = event.snapshot
         try:
-            await self._validate(ref, snapshot, annotations)
+            await self._validate(event)
         except ConfigInvalid as exc:
             self._metrics.invalid.inc()
             first = exc.problems[0]
@@ -303,12 +258,12 @@ class RolloutManager:
             # Restarted after a halt: only look at who holds what; push nothing.
             outcomes = await asyncio.gather(*(self._observe(t, snapshot) for t in targets))
             for outcome in outcomes:
-                state.outcomes[outcome.pod.uid] = outcome
-            await self.write_status(state, done=True)  # halted, not "rolling"
+                state.record(outcome)
+            await self._write_status(state, done=True)  # halted, not "rolling"
             return
         batches = split(targets, plan_batches(len(targets), state.policy))
         if len(batches) > 1:
-            await self.write_status(state)
+            await self._write_status(state)
         deliver = self._deliverer.deliver
         for batch in batches:
             if len(batch) == 1:  # no task (and no loop turn) between the event and the push
@@ -318,11 +273,11 @@ class RolloutManager:
                     *(deliver(t, snapshot, check_first=check_first) for t in batch)
                 )
             for outcome in results:
-                state.outcomes[outcome.pod.uid] = outcome
-            if state.policy.staged and any(o.verdict is Verdict.REJECTED for o in results):
+                state.record(outcome)
+            if halts(state.policy, results):
                 state.halted = True
                 break
-        status = await self.write_status(state, done=True)
+        status = await self._write_status(state, done=True)
         took = time.monotonic() - started
         self._metrics.rollout_seconds.labels(phase=str(status.phase)).observe(took)
         # the rollout's one log line (nothing is logged per pod on this path)
@@ -338,7 +293,6 @@ class RolloutManager:
             took * 1e3,
         )
         if status.phase is Phase.COMPLETE:
-            state.last_good = snapshot
             self._reporter.event(
                 ref,
                 state.uid,
@@ -369,56 +323,9 @@ class RolloutManager:
 
     # -- status
 
-    def status_of(self, state: ConfigMapState, *, done: bool = True) -> RolloutStatus:
+    async def _write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
         targets = self._targets(state.ref)
-        counts = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
-        first_rejection: PodOutcome | None = None
-        for target in targets:
-            outcome = state.outcomes.get(target.uid)
-            verdict = (
-                outcome.verdict
-                if outcome is not None and outcome.revision == state.revision
-                else Verdict.PENDING
-            )
-            counts[verdict] += 1
-            if verdict is Verdict.REJECTED and first_rejection is None:
-                first_rejection = outcome
-        if state.snapshot is None:
-            phase = Phase.INVALID
-        elif not done:
-            phase = Phase.ROLLING
-        elif state.halted:
-            phase = Phase.HALTED
-        elif counts[Verdict.REJECTED]:
-            phase = Phase.REJECTED
-        elif counts[Verdict.PENDING]:
-            phase = Phase.INCOMPLETE
-        else:
-            phase = Phase.COMPLETE
-        message = ""
-        pod = ""
-        if first_rejection is not None:
-            message, pod = first_rejection.message, first_rejection.pod.name
-        elif phase is Phase.HALTED:
-            pod, message = state.halt_reason
-        elif phase is Phase.INCOMPLETE:
-            pending = next(
-                (state.outcomes.get(t.uid) for t in targets if state.outcomes.get(t.uid)), None
-            )
-            message = pending.message if pending is not None else "pods not answered yet"
-        return RolloutStatus(
-            revision=state.revision,
-            phase=phase,
-            applied=counts[Verdict.APPLIED],
-            rejected=counts[Verdict.REJECTED],
-            pending=counts[Verdict.PENDING],
-            total=len(targets),
-            message=message,
-            pod=pod,
-        )
-
-    async def write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
-        status = self.status_of(state, done=done or not state.rolling)
+        status = status_of(state, targets, done=done or not self._rolling(state.ref))
         if status.phase is Phase.COMPLETE and state.snapshot is not None:
             # Also when the reconciler completes it: a rollout that ended incomplete (a pod
             # not reachable yet) must still become the config for pods after a later halt.
@@ -427,18 +334,10 @@ class RolloutManager:
         await self._reporter.write(state.ref, status)
         return status
 
-    def record(self, ref: ConfigMapRef, outcome: PodOutcome) -> ConfigMapState | None:
-        """A reconcile outcome for one pod; the caller writes the status afterwards."""
-        state = self._states.get(ref)
-        if state is None or outcome.revision != state.revision:
-            return None
-        state.outcomes[outcome.pod.uid] = outcome
-        return state
-
     def _update_gauges(self) -> None:
         totals = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
-        for state in self._states.values():
-            status = self.status_of(state)
+        for state in self._states:
+            status = status_of(state, self._targets(state.ref), done=True)
             totals[Verdict.APPLIED] += status.applied
             totals[Verdict.REJECTED] += status.rejected
             totals[Verdict.PENDING] += status.pending

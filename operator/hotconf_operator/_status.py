@@ -1,11 +1,12 @@
 """The rollout status: the one annotation the operator writes on a ConfigMap, and its Events.
 
-``_rollout`` and ``_reconcile`` build a :class:`RolloutStatus` and hand it to a
-:class:`StatusReporter`, which merge-patches ``hotconf.dev/status`` (a small JSON object, never
-a copy of the data) and posts Kubernetes Events on the ConfigMap through kopf (validation
-failure, rollout complete, rollout halted). The ``status`` CLI parses the same annotation with
-:func:`parse_status`. Nothing else on a user's ConfigMap is ever written: no finalizer, no
-kopf bookkeeping annotation.
+``_rollout`` counts a ConfigMap's state into a :class:`RolloutStatus` with :func:`status_of`
+(pure: pods applied, rejected and pending of the current revision, the first rejection, the
+:class:`Phase`) and hands it to a :class:`StatusReporter`, which merge-patches
+``hotconf.dev/status`` (a small JSON object, never a copy of the data) and posts Kubernetes
+Events on the ConfigMap through kopf (validation failure, rollout complete, rollout halted).
+The ``status`` CLI parses the same annotation with :func:`parse_status`. Nothing else on a
+user's ConfigMap is ever written: no finalizer, no kopf bookkeeping annotation.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any, cast
@@ -21,10 +22,20 @@ from typing import Any, cast
 import kopf
 
 from hotconf_operator._errors import KubeApiError
+from hotconf_operator._index import PodTarget
 from hotconf_operator._kubeapi import KubeApi
+from hotconf_operator._outcome import PodOutcome, Verdict
+from hotconf_operator._state import ConfigMapState
 from hotconf_wire.protocol import ConfigMapRef
 
-__all__ = ["STATUS_ANNOTATION", "Phase", "RolloutStatus", "StatusReporter", "parse_status"]
+__all__ = [
+    "STATUS_ANNOTATION",
+    "Phase",
+    "RolloutStatus",
+    "StatusReporter",
+    "parse_status",
+    "status_of",
+]
 
 STATUS_ANNOTATION = "hotconf.dev/status"
 logger = logging.getLogger("hotconf_operator.status")
@@ -89,6 +100,60 @@ def parse_status(annotations: Mapping[str, str] | None) -> RolloutStatus | None:
         )
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def status_of(state: ConfigMapState, targets: Sequence[PodTarget], *, done: bool) -> RolloutStatus:
+    """The status of ``state``'s revision over ``targets`` (the pods subscribed now).
+
+    A pod counts with its outcome for this revision, or as pending without one. The phase:
+    invalid without a valid snapshot; rolling while not ``done``; then halted, rejected (any
+    pod rejected it), incomplete (any pod pending) or complete. The message and pod name are
+    the first rejection's, or the halt's, or (incomplete) the first outcome's message."""
+    counts = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
+    first_rejection: PodOutcome | None = None
+    for target in targets:
+        outcome = state.outcomes.get(target.uid)
+        verdict = (
+            outcome.verdict
+            if outcome is not None and outcome.revision == state.revision
+            else Verdict.PENDING
+        )
+        counts[verdict] += 1
+        if verdict is Verdict.REJECTED and first_rejection is None:
+            first_rejection = outcome
+    if state.snapshot is None:
+        phase = Phase.INVALID
+    elif not done:
+        phase = Phase.ROLLING
+    elif state.halted:
+        phase = Phase.HALTED
+    elif counts[Verdict.REJECTED]:
+        phase = Phase.REJECTED
+    elif counts[Verdict.PENDING]:
+        phase = Phase.INCOMPLETE
+    else:
+        phase = Phase.COMPLETE
+    message = ""
+    pod = ""
+    if first_rejection is not None:
+        message, pod = first_rejection.message, first_rejection.pod.name
+    elif phase is Phase.HALTED:
+        pod, message = state.halt_reason
+    elif phase is Phase.INCOMPLETE:
+        pending = next(
+            (state.outcomes.get(t.uid) for t in targets if state.outcomes.get(t.uid)), None
+        )
+        message = pending.message if pending is not None else "pods not answered yet"
+    return RolloutStatus(
+        revision=state.revision,
+        phase=phase,
+        applied=counts[Verdict.APPLIED],
+        rejected=counts[Verdict.REJECTED],
+        pending=counts[Verdict.PENDING],
+        total=len(targets),
+        message=message,
+        pod=pod,
+    )
 
 
 def _event_body(ref: ConfigMapRef, uid: str) -> dict[str, Any]:
