@@ -129,10 +129,10 @@ async def rollouts(ports: list[int], rounds: int, gc_policy: bool) -> dict[str, 
     from hotconf_operator._index import PodTarget
     from hotconf_operator._metrics import Metrics
     from hotconf_operator._pusher import Pusher
+    from hotconf_operator._reporter import StatusReporter
     from hotconf_operator._rollout import RolloutManager
     from hotconf_operator._settings import PushConfig
     from hotconf_operator._signing import Signer
-    from hotconf_operator._status import StatusReporter
     from hotconf_wire.protocol import ConfigMapRef
 
     ref = ConfigMapRef("default", "demo")

@@ -26,10 +26,10 @@ from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._reconcile import Reconciler
+from hotconf_operator._reporter import StatusReporter
 from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig, parse_settings
 from hotconf_operator._signing import Signer, load_signer
-from hotconf_operator._status import StatusReporter
 from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = ["main"]

@@ -44,8 +44,9 @@ from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
 from hotconf_operator._plan import plan_batches, split
+from hotconf_operator._reporter import StatusReporter
 from hotconf_operator._state import ConfigMapState, ConfigMapStates
-from hotconf_operator._status import Phase, RolloutStatus, StatusReporter, status_of
+from hotconf_operator._status import Phase, RolloutStatus, status_of
 from hotconf_operator._validation import SchemaFetcher, validate_configmap
 from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
 

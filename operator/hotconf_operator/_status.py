@@ -1,44 +1,33 @@
-"""The rollout status: the one annotation the operator writes on a ConfigMap, and its Events.
+"""The rollout status: what the one annotation the operator writes on a ConfigMap says.
 
-``_rollout`` counts a ConfigMap's state into a :class:`RolloutStatus` with :func:`status_of`
-(pure: pods applied, rejected and pending of the current revision, the first rejection, the
-:class:`Phase`) and hands it to a :class:`StatusReporter`, which merge-patches
-``hotconf.dev/status`` (a small JSON object, never a copy of the data) and posts Kubernetes
-Events on the ConfigMap through kopf (validation failure, rollout complete, rollout halted).
-The ``status`` CLI parses the same annotation with :func:`parse_status`. Nothing else on a
-user's ConfigMap is ever written: no finalizer, no kopf bookkeeping annotation.
+Pure: ``_rollout`` counts a ConfigMap's state into a :class:`RolloutStatus` with
+:func:`status_of` (pods applied, rejected and pending of the current revision, the first
+rejection, the :class:`Phase`) and hands it to :class:`hotconf_operator._reporter.StatusReporter`,
+which writes it; the ``hotconf status`` command (``_status_command``) and ``_decide`` read the
+same annotation back with :func:`parse_status`. No I/O and no kopf here.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any, cast
 
-import kopf
-
-from hotconf_operator._errors import KubeApiError
 from hotconf_operator._index import PodTarget
-from hotconf_operator._kubeapi import KubeApi
 from hotconf_operator._outcome import PodOutcome, Verdict
 from hotconf_operator._state import ConfigMapState
-from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = [
     "STATUS_ANNOTATION",
     "Phase",
     "RolloutStatus",
-    "StatusReporter",
     "parse_status",
     "status_of",
 ]
 
 STATUS_ANNOTATION = "hotconf.dev/status"
-logger = logging.getLogger("hotconf_operator.status")
 
 
 class Phase(StrEnum):
@@ -154,74 +143,3 @@ def status_of(state: ConfigMapState, targets: Sequence[PodTarget], *, done: bool
         message=message,
         pod=pod,
     )
-
-
-def _event_body(ref: ConfigMapRef, uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"namespace": ref.namespace, "name": ref.name, "uid": uid},
-    }
-
-
-class StatusReporter:
-    """Writes the status annotation and posts Events; failures are logged, never raised."""
-
-    def __init__(self, api: KubeApi | None) -> None:
-        self._api = api
-        self._last: dict[ConfigMapRef, RolloutStatus] = {}
-
-    def remember(self, ref: ConfigMapRef, status: RolloutStatus | None) -> None:
-        """Seed with what the ConfigMap already carries, so an unchanged status is not rewritten."""
-        if status is not None:
-            self._last[ref] = status
-
-    def forget(self, ref: ConfigMapRef) -> None:
-        self._last.pop(ref, None)
-
-    def last(self, ref: ConfigMapRef) -> RolloutStatus | None:
-        return self._last.get(ref)
-
-    async def write(self, ref: ConfigMapRef, status: RolloutStatus) -> None:
-        if status.same_counts(self._last.get(ref)):
-            return
-        status = status.stamped()
-        self._last[ref] = status
-        await self._annotate(ref, status)
-
-    async def restore(self, ref: ConfigMapRef, annotations: Mapping[str, str]) -> None:
-        """Write the last status again if the ConfigMap lost it: the annotation was removed, or
-        holds no status of this revision (someone else's edit). The same revision with other
-        counts is an earlier write of ours arriving late: left alone."""
-        last = self._last.get(ref)
-        if last is None:
-            return
-        seen = parse_status(annotations)
-        if seen is not None and seen.revision == last.revision:
-            return
-        logger.info("status annotation of ConfigMap %s is gone or foreign; writing it again", ref)
-        await self._annotate(ref, last)
-
-    async def _annotate(self, ref: ConfigMapRef, status: RolloutStatus) -> None:
-        if self._api is None:
-            return
-        try:
-            await self._api.annotate_configmap(
-                ref.namespace, ref.name, {STATUS_ANNOTATION: status.to_annotation()}
-            )
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return  # deleted meanwhile
-            logger.warning("cannot write status of ConfigMap %s: %s", ref, exc)
-
-    def event(
-        self, ref: ConfigMapRef, uid: str, *, reason: str, message: str, warning: bool
-    ) -> None:
-        body = kopf.Body(cast(kopf.RawBody, _event_body(ref, uid)))
-        try:
-            if warning:
-                kopf.warn(body, reason=reason, message=message[:1024])
-            else:
-                kopf.info(body, reason=reason, message=message[:1024])
-        except LookupError:  # outside kopf's context (unit tests): log only
-            logger.info("event %s on %s: %s", reason, ref, message)

@@ -19,9 +19,10 @@ from hotconf_operator._errors import PodUnreachable, PushRefused
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._reconcile import CurrentRevisionFn, Reconciler
+from hotconf_operator._reporter import StatusReporter
 from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._signing import SignedPush, Signer
-from hotconf_operator._status import RolloutStatus, StatusReporter
+from hotconf_operator._status import RolloutStatus
 from hotconf_wire.answers import ClientVerdict, HeldConfig, PodState, PushAnswer
 from hotconf_wire.envelope import decode_payload
 from hotconf_wire.errors import REJECT_REASONS
