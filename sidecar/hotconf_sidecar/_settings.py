@@ -2,9 +2,8 @@
 
 Called once by :mod:`hotconf_sidecar.__main__`; nothing else in the sidecar reads the
 environment. Every flag has an environment variable (the flag wins when both are given), and
-each is described in ``--help`` and in ``docs/sidecar.md``. Errors::
-
-    SettingsError (ValueError)   a setting is missing or does not parse; the message names it
+each is described in ``--help`` and in ``docs/sidecar.md``. A setting that is missing or
+does not parse raises :class:`~hotconf_sidecar._errors.SettingsError`, which names it.
 """
 
 from __future__ import annotations
@@ -16,17 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from hotconf_sidecar._errors import SettingsError
 from hotconf_wire.envelope import PodRef
 
-__all__ = ["AdapterSettings", "Settings", "SettingsError", "parse_settings"]
+__all__ = ["AdapterSettings", "Settings", "parse_settings"]
 
 DEFAULT_PORT: Final = 8790
 
 EventLoop = Literal["auto", "uvloop", "asyncio"]
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
