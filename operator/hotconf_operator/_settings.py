@@ -386,7 +386,7 @@ class OperatorConfig:
     peering: PeeringConfig = field(default_factory=PeeringConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)
-    #: Seconds between safety reconciles against each sidecar's /v1/state.
+    #: Seconds between safety reconciles against each sidecar's /v2/state (STATE_PATH).
     reconcile_interval: float = RECONCILE_INTERVAL.default
     log_level: LogLevel = LOG_LEVEL.default
 
