@@ -28,7 +28,7 @@ import statistics
 import time
 from typing import Any
 
-from hotconf_wire.envelope import SIGNATURE_HEADER
+from hotconf_wire.envelope import DEFAULT_PORT, SIGNATURE_HEADER
 
 ANSWER_BODY = b'{"status":"applied","revision":"r","sequence":1,"clients":[]}'
 ANSWER = (
@@ -98,7 +98,10 @@ def pod_body(i: int) -> dict[str, Any]:
                     "namespace": "default",
                     "uid": f"uid-{i:08d}",
                     "labels": {"app": "demo", "pod-template-hash": "7c9d8f"},
-                    "annotations": {"hotconf.dev/configmaps": "demo", "hotconf.dev/port": "8790"},
+                    "annotations": {
+                        "hotconf.dev/configmaps": "demo",
+                        "hotconf.dev/port": str(DEFAULT_PORT),
+                    },
                     "ownerReferences": [{"kind": "ReplicaSet", "name": "demo-7c9d8f"}],
                 },
                 "spec": {

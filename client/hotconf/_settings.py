@@ -9,6 +9,10 @@ Each setting may come from a keyword of :func:`hotconf.run` (which wins) or the 
     Namespace of a ConfigMap named without one (``configmap="app"``). Default: the pod's own
     namespace from the service account mount, else ``default``. ``hotconf dev`` sets it to the
     manifest's namespace.
+
+Both are :class:`hotconf_wire.settings.Setting` declarations read with the rules the sidecar and
+the operator share (an empty value means the default). The library has no flags, so neither has
+one; it has no boolean or log-level setting either (logging is the application's to set up).
 """
 
 from __future__ import annotations
@@ -19,11 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from hotconf._errors import HotconfError
 from hotconf_wire.protocol import ConfigMapRef, refs
+from hotconf_wire.settings import Setting
 
-__all__ = ["DEFAULT_SOCKET", "ClientSettings"]
+__all__ = ["DEFAULT_SOCKET", "NAMESPACE", "SOCKET", "ClientSettings"]
 
 DEFAULT_SOCKET: Final = "/run/hotconf/hotconf.sock"
+
+SOCKET: Final = Setting(
+    env="HOTCONF_SOCKET",
+    default=Path(DEFAULT_SOCKET),
+    parse=Path,
+    help="path of the relay's Unix socket",
+)
+NAMESPACE: Final = Setting[str | None](
+    env="HOTCONF_NAMESPACE",
+    default=None,  # then the pod's own namespace, else "default"
+    parse=str.strip,
+    help="namespace of a ConfigMap named without one",
+)
 _SA_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -45,13 +64,13 @@ class ClientSettings:
         environ: Mapping[str, str] = os.environ,
     ) -> ClientSettings:
         path = (
-            Path(socket)
-            if socket is not None
-            else Path(environ.get("HOTCONF_SOCKET") or DEFAULT_SOCKET)
+            Path(socket) if socket is not None else SOCKET.from_environ(environ, error=HotconfError)
         )
         if configmap is None:
             return cls(path, None)
-        namespace = environ.get("HOTCONF_NAMESPACE") or _pod_namespace() or "default"
+        namespace = (
+            NAMESPACE.from_environ(environ, error=HotconfError) or _pod_namespace() or "default"
+        )
         (ref,) = refs([configmap], namespace=namespace)
         return cls(path, ref)
 

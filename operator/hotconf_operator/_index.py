@@ -13,12 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hotconf_wire.envelope import PodRef
+from hotconf_wire.envelope import DEFAULT_PORT, PodRef
 from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = [
     "CONFIGMAPS_ANNOTATION",
-    "DEFAULT_PORT",
     "PORT_ANNOTATION",
     "PodTarget",
     "index_pod",
@@ -28,7 +27,6 @@ __all__ = [
 
 CONFIGMAPS_ANNOTATION = "hotconf.dev/configmaps"
 PORT_ANNOTATION = "hotconf.dev/port"
-DEFAULT_PORT = 8790
 
 
 @dataclass(frozen=True, slots=True, order=True)

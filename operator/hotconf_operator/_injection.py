@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hotconf_operator._index import PORT_ANNOTATION
+from hotconf_wire.envelope import DEFAULT_PORT
 
 __all__ = [
     "INJECT_ANNOTATION",
@@ -55,7 +56,7 @@ class InjectionSettings:
     public_key_pem: str
     image_pull_policy: str = "IfNotPresent"
     #: The sidecar's HTTP port for pushes from the operator (``hotconf.dev/port``).
-    port: int = 8790
+    port: int = DEFAULT_PORT
     #: A small sidecar: measured at about 40 MB resident when idle (docs/performance.md).
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "10m", "memory": "48Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"memory": "128Mi"})

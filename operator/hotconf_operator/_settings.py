@@ -1,9 +1,14 @@
 """Typed settings of hotconf-operator, parsed from flags and environment variables in one place.
 
 Called once by ``__main__.main``; every other module receives an :class:`OperatorConfig` (or the
-group it needs) and never reads the environment itself. A flag wins over its environment
-variable, which wins over the default. ``hotconf-operator --help`` lists each setting with its
-variable and default; ``docs/operator.md`` explains the reasons for the defaults.
+group it needs) and never reads the environment itself.
+
+Each setting is one :class:`hotconf_wire.settings.Setting` below (flag, environment variable,
+default, ``--help`` text and parser together), read by :func:`hotconf_wire.settings.read_settings`
+with the rules every part of hotconf shares: a flag wins over its environment variable, which
+wins over the default; an empty value means the default; booleans and log levels parse alike.
+The frozen dataclasses after the declarations are what the rest of the operator receives; their
+defaults are the declarations' defaults. ``docs/operator.md`` explains the reasons for them.
 """
 
 from __future__ import annotations
@@ -13,15 +18,30 @@ import json
 import os
 import random
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 from hotconf_operator._errors import SettingsError
+from hotconf_wire.envelope import DEFAULT_PORT
+from hotconf_wire.settings import (
+    LogLevel,
+    Setting,
+    comma_list,
+    integer,
+    number,
+    parse_bool,
+    parse_log_level,
+    port,
+    read_settings,
+)
+from hotconf_wire.settings import build_parser as build_settings_parser
 
 __all__ = [
     "ENVIRONMENT",
+    "SETTINGS",
     "OperatorConfig",
     "PeeringConfig",
     "PushConfig",
@@ -36,12 +56,263 @@ __all__ = [
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
+# -- the declarations: flag, environment variable, default, help and parser of each setting ----
+
+
+def _namespace(name: str) -> str:
+    if not _NAMESPACE.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a namespace name (lower-case letters, digits and '-', at most 63; "
+            "patterns are not supported)"
+        )
+    return name
+
+
+def _secret_ref(ref: str) -> str:
+    if ref.strip().count("/") != 1:
+        raise ValueError("expected NAMESPACE/NAME")
+    return ref.strip()
+
+
+def _peering_lifetime(text: str) -> int:
+    value = integer()(text)
+    if value < 2:
+        raise ValueError(
+            "must be >= 2 seconds (kopf renews the record about every lifetime - 5..10 s, at "
+            "least every 1 s)"
+        )
+    return value
+
+
+NAMESPACES: Final = Setting[tuple[str, ...]](
+    flag="--namespace",
+    env="HOTCONF_NAMESPACES",
+    default=(),
+    parse=comma_list(_namespace),
+    repeat=True,
+    metavar="NS",
+    help="namespace to watch; repeat the flag, or give a comma list in the env var",
+    shown_default="all namespaces",
+)
+SIGNING_KEY_FILE: Final = Setting[Path | None](
+    flag="--signing-key-file",
+    env="HOTCONF_SIGNING_KEY_FILE",
+    default=None,
+    parse=Path,
+    metavar="PATH",
+    help="PEM file holding the Ed25519 private key",
+)
+SIGNING_KEY_SECRET: Final = Setting[str | None](
+    flag="--signing-key-secret",
+    env="HOTCONF_SIGNING_KEY_SECRET",
+    default=None,
+    parse=_secret_ref,
+    metavar="NS/NAME",
+    help="Secret holding the key as private.pem; created with a new key if missing",
+)
+METRICS_PORT: Final = Setting(
+    flag="--metrics-port",
+    env="HOTCONF_METRICS_PORT",
+    default=9090,
+    parse=port(),
+    metavar="PORT",
+    help="Prometheus metrics port, 0 disables",
+)
+HEALTH_PORT: Final = Setting(
+    flag="--health-port",
+    env="HOTCONF_HEALTH_PORT",
+    default=8080,
+    parse=port(),
+    metavar="PORT",
+    help="liveness port serving /healthz, 0 disables",
+)
+WEBHOOK_PORT: Final = Setting(
+    flag="--webhook-port",
+    env="HOTCONF_WEBHOOK_PORT",
+    default=9443,
+    parse=port(),
+    metavar="PORT",
+    help="sidecar injection webhook port (HTTPS), 0 disables injection",
+)
+WEBHOOK_CERT_DIR: Final = Setting[Path | None](
+    flag="--webhook-cert-dir",
+    env="HOTCONF_WEBHOOK_CERT_DIR",
+    default=None,
+    parse=Path,
+    metavar="DIR",
+    help="directory with tls.crt and tls.key for the webhook",
+    shown_default="self-signed, dev only",
+)
+SIDECAR_IMAGE: Final = Setting(
+    flag="--sidecar-image",
+    env="HOTCONF_SIDECAR_IMAGE",
+    default="",
+    parse=str.strip,
+    metavar="IMAGE",
+    help="image of the injected sidecar; empty: the webhook injects nothing",
+)
+SIDECAR_RESOURCES: Final = Setting[dict[str, dict[str, str]] | None](
+    flag="--sidecar-resources",
+    env="HOTCONF_SIDECAR_RESOURCES",
+    default=None,
+    parse=lambda raw: _resources(raw),
+    metavar="JSON",
+    help='the injected sidecar\'s resources as JSON, e.g. {"requests":{"cpu":"10m"}}',
+    shown_default="10m CPU and 48Mi requested, 128Mi limit",
+)
+SIDECAR_PORT: Final = Setting(
+    flag="--sidecar-port",
+    env="HOTCONF_SIDECAR_PORT",
+    default=DEFAULT_PORT,
+    parse=port(minimum=1),
+    metavar="PORT",
+    help="the injected sidecar's HTTP port unless a pod's hotconf.dev/port names one",
+)
+STANDALONE: Final = Setting(
+    flag="--standalone",
+    env="HOTCONF_STANDALONE",
+    default=False,
+    parse=parse_bool,
+    switch=True,
+    help="run without kopf peering, for one replica only",
+    shown_default="peer when a KopfPeering exists",
+)
+PEERING_NAME: Final = Setting(
+    flag="--peering-name",
+    env="HOTCONF_PEERING_NAME",
+    default="hotconf",
+    parse=str.strip,
+    metavar="NAME",
+    help="name of the KopfPeering object replicas share",
+)
+PEERING_PRIORITY: Final = Setting[int | None](
+    flag="--peering-priority",
+    env="HOTCONF_PEERING_PRIORITY",
+    default=None,  # parse_settings draws a random one
+    parse=integer(),
+    metavar="N",
+    help="peering priority; the highest works",
+    shown_default="random",
+)
+PEERING_LIFETIME: Final = Setting(
+    flag="--peering-lifetime",
+    env="HOTCONF_PEERING_LIFETIME",
+    default=60,
+    parse=_peering_lifetime,
+    metavar="SECONDS",
+    help="seconds a replica's peering record stays alive without renewal",
+)
+PUSH_CONCURRENCY: Final = Setting(
+    flag="--push-concurrency",
+    env="HOTCONF_PUSH_CONCURRENCY",
+    default=128,
+    parse=integer(minimum=1),
+    metavar="N",
+    help="pushes in flight at once",
+)
+PUSH_TIMEOUT: Final = Setting(
+    flag="--push-timeout",
+    env="HOTCONF_PUSH_TIMEOUT",
+    default=10.0,
+    parse=number(above=0),
+    metavar="SECONDS",
+    help="seconds per push attempt",
+)
+PUSH_ATTEMPTS: Final = Setting(
+    flag="--push-attempts",
+    env="HOTCONF_PUSH_ATTEMPTS",
+    default=4,
+    parse=integer(minimum=1),
+    metavar="N",
+    help="attempts per push, counting the first",
+)
+ENVELOPE_TTL: Final = Setting(
+    flag="--envelope-ttl",
+    env="HOTCONF_ENVELOPE_TTL",
+    default=60.0,
+    parse=number(above=0),
+    metavar="SECONDS",
+    help="seconds a signed envelope stays valid",
+)
+RECONCILE_INTERVAL: Final = Setting(
+    flag="--reconcile-interval",
+    env="HOTCONF_RECONCILE_INTERVAL",
+    default=30.0,
+    parse=number(above=0),
+    metavar="SECONDS",
+    help="seconds between safety reconciles",
+)
+LOG_LEVEL: Final = Setting(
+    flag="--log-level",
+    env="HOTCONF_LOG_LEVEL",
+    default=LogLevel.INFO,
+    parse=parse_log_level,
+    metavar="LEVEL",
+    help="debug, info, warning or error, in any case",
+)
+
+#: Every setting under its --help heading.
+SETTINGS: Final = {
+    "what to watch": (NAMESPACES,),
+    "signing key (one of the two is required)": (SIGNING_KEY_FILE, SIGNING_KEY_SECRET),
+    "serving": (METRICS_PORT, HEALTH_PORT, WEBHOOK_PORT, WEBHOOK_CERT_DIR),
+    "injected sidecar": (SIDECAR_IMAGE, SIDECAR_RESOURCES, SIDECAR_PORT),
+    "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
+    "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
+    "operation": (RECONCILE_INTERVAL, LOG_LEVEL),
+}
+
+#: Every environment variable the operator reads (for the chart's wiring test, and docs).
+ENVIRONMENT: Final = frozenset(s.env for group in SETTINGS.values() for s in group)
+
+_PROG: Final = "hotconf-operator"
+_DESCRIPTION: Final = (
+    "Watch ConfigMaps labelled hotconf.dev/enabled=true, validate them and roll each revision "
+    "out, signed, to the sidecars of the pods annotated hotconf.dev/configmaps. Every flag has "
+    "an environment variable; the flag wins. Booleans: true/false, yes/no, on/off, 1/0."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hotconf-operator`` argument parser; each help names its default and variable."""
+    return build_settings_parser(SETTINGS, prog=_PROG, description=_DESCRIPTION)
+
+
+def _resources(raw: str) -> dict[str, dict[str, str]]:
+    """``HOTCONF_SIDECAR_RESOURCES``: a JSON ``resources`` object (the chart's toJson)."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object with requests and/or limits")
+    result: dict[str, dict[str, str]] = {}
+    for part, quantities in value.items():
+        if part not in ("requests", "limits"):
+            raise ValueError(f"unknown field {part!r}; use requests and limits")
+        if not isinstance(quantities, dict) or not all(
+            isinstance(q, str | int | float) and not isinstance(q, bool)
+            for q in quantities.values()
+        ):
+            raise ValueError(
+                f"{part} must map resource names to quantities, e.g. "
+                '{"cpu": "10m", "memory": "48Mi"}'
+            )
+        # Kubernetes quantities are strings; a bare number from toJson (cpu: 1) is one too.
+        result[part] = {str(k): str(q) for k, q in quantities.items()}
+    return result
+
+
+# -- the typed, grouped result ------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class SigningConfig:
     """Where the Ed25519 private key comes from: a PEM file, or a Secret ``ns/name``."""
 
-    key_file: Path | None = None
-    key_secret: str | None = None  # "namespace/name", key private.pem; created if missing
+    key_file: Path | None = SIGNING_KEY_FILE.default
+    #: "namespace/name", key private.pem; created if missing.
+    key_secret: str | None = SIGNING_KEY_SECRET.default
 
 
 @dataclass(frozen=True)
@@ -54,24 +325,24 @@ class PushConfig:
     the first try; backoff doubles from ``backoff_base`` up to ``backoff_max``, with full jitter.
     """
 
-    concurrency: int = 128
-    timeout: float = 10.0  # seconds, per attempt
-    attempts: int = 4
+    concurrency: int = PUSH_CONCURRENCY.default
+    timeout: float = PUSH_TIMEOUT.default  # seconds, per attempt
+    attempts: int = PUSH_ATTEMPTS.default
     backoff_base: float = 0.05  # seconds
     backoff_max: float = 2.0  # seconds
-    envelope_ttl: float = 60.0  # seconds an envelope stays valid after signing
+    envelope_ttl: float = ENVELOPE_TTL.default  # seconds an envelope stays valid after signing
 
 
 @dataclass(frozen=True)
 class PeeringConfig:
     """kopf peering: among replicas with one peering name, only the highest priority works."""
 
-    standalone: bool = False
-    name: str = "hotconf"
+    standalone: bool = STANDALONE.default
+    name: str = PEERING_NAME.default
     priority: int = 0  # parse_settings draws a random one when none is given
     #: Seconds a replica's peering record counts as alive (kopf's default): a replica that died
     #: without removing its record (SIGKILL, node loss) blocks the others for up to this long.
-    lifetime: int = 60
+    lifetime: int = PEERING_LIFETIME.default
 
 
 @dataclass(frozen=True)
@@ -83,10 +354,10 @@ class ServingConfig:
     self-signed certificate, for development only: the API server would not trust it.
     """
 
-    metrics_port: int = 9090
-    health_port: int = 8080
-    webhook_port: int = 9443
-    webhook_cert_dir: Path | None = None
+    metrics_port: int = METRICS_PORT.default
+    health_port: int = HEALTH_PORT.default
+    webhook_port: int = WEBHOOK_PORT.default
+    webhook_cert_dir: Path | None = WEBHOOK_CERT_DIR.default
 
 
 @dataclass(frozen=True)
@@ -99,288 +370,77 @@ class SidecarConfig:
     on the sidecar's measured ~40 MB idle resident memory).
     """
 
-    image: str = ""
-    resources: dict[str, dict[str, str]] | None = None
+    image: str = SIDECAR_IMAGE.default
+    resources: dict[str, dict[str, str]] | None = SIDECAR_RESOURCES.default
     #: The injected sidecar's HTTP port, unless the pod's ``hotconf.dev/port`` names another.
-    port: int = 8790
+    port: int = SIDECAR_PORT.default
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
     """All settings of one operator process."""
 
-    namespaces: tuple[str, ...] = ()  # empty: cluster-wide
+    namespaces: tuple[str, ...] = NAMESPACES.default  # empty: cluster-wide
     signing: SigningConfig = field(default_factory=SigningConfig)
     push: PushConfig = field(default_factory=PushConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)
-    reconcile_interval: float = 30.0  # seconds between safety reconciles against /v1/state
-    log_level: str = "info"
+    #: Seconds between safety reconciles against each sidecar's /v2/state (STATE_PATH).
+    reconcile_interval: float = RECONCILE_INTERVAL.default
+    log_level: LogLevel = LOG_LEVEL.default
 
 
-# (flag, environment variable, help) for every setting, in --help order.
-_ENV = {
-    "namespace": "HOTCONF_NAMESPACES",
-    "signing_key_file": "HOTCONF_SIGNING_KEY_FILE",
-    "signing_key_secret": "HOTCONF_SIGNING_KEY_SECRET",
-    "metrics_port": "HOTCONF_METRICS_PORT",
-    "health_port": "HOTCONF_HEALTH_PORT",
-    "webhook_port": "HOTCONF_WEBHOOK_PORT",
-    "webhook_cert_dir": "HOTCONF_WEBHOOK_CERT_DIR",
-    "sidecar_image": "HOTCONF_SIDECAR_IMAGE",
-    "sidecar_resources": "HOTCONF_SIDECAR_RESOURCES",
-    "sidecar_port": "HOTCONF_SIDECAR_PORT",
-    "standalone": "HOTCONF_STANDALONE",
-    "peering_name": "HOTCONF_PEERING_NAME",
-    "peering_priority": "HOTCONF_PEERING_PRIORITY",
-    "peering_lifetime": "HOTCONF_PEERING_LIFETIME",
-    "push_concurrency": "HOTCONF_PUSH_CONCURRENCY",
-    "push_timeout": "HOTCONF_PUSH_TIMEOUT",
-    "push_attempts": "HOTCONF_PUSH_ATTEMPTS",
-    "envelope_ttl": "HOTCONF_ENVELOPE_TTL",
-    "reconcile_interval": "HOTCONF_RECONCILE_INTERVAL",
-    "log_level": "HOTCONF_LOG_LEVEL",
-}
-
-
-#: Every environment variable the operator reads (for the chart's wiring test, and docs).
-ENVIRONMENT = frozenset(_ENV.values())
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``hotconf-operator`` argument parser; each help names its environment variable."""
-    p = argparse.ArgumentParser(
-        prog="hotconf-operator",
-        description="Watch ConfigMaps labelled hotconf.dev/enabled=true, validate them and roll "
-        "each revision out, signed, to the sidecars of the pods annotated "
-        "hotconf.dev/configmaps. Every flag has an environment variable; the flag wins.",
-    )
-
-    def add(name: str, help: str, **kwargs: Any) -> None:
-        flag = "--" + name.replace("_", "-")
-        p.add_argument(flag, dest=name, help=f"{help} [env {_ENV[name]}]", **kwargs)
-
-    add(
-        "namespace",
-        "namespace to watch; repeat for several (env: comma list). None: all namespaces",
-        action="append",
-        metavar="NS",
-    )
-    add("signing_key_file", "PEM file holding the Ed25519 private key", metavar="PATH")
-    add(
-        "signing_key_secret",
-        "Secret NS/NAME holding the key as private.pem; created with a new key if missing",
-        metavar="NS/NAME",
-    )
-    add("metrics_port", "Prometheus metrics port, 0 disables (default 9090)", type=int)
-    add("health_port", "liveness port serving /healthz, 0 disables (default 8080)", type=int)
-    add(
-        "webhook_port",
-        "sidecar injection webhook port (HTTPS), 0 disables injection (default 9443)",
-        type=int,
-    )
-    add(
-        "webhook_cert_dir",
-        "directory with tls.crt and tls.key for the webhook (default: self-signed, dev only)",
-        metavar="DIR",
-    )
-    add(
-        "sidecar_image",
-        "image of the injected sidecar; empty: the webhook injects nothing",
-        metavar="IMAGE",
-    )
-    add(
-        "sidecar_resources",
-        'the injected sidecar\'s resources as JSON, e.g. {"requests":{"cpu":"10m"}}',
-        metavar="JSON",
-    )
-    add(
-        "sidecar_port",
-        "the injected sidecar's HTTP port unless a pod's hotconf.dev/port names one (8790)",
-        type=int,
-        metavar="PORT",
-    )
-    add(
-        "standalone",
-        "run without kopf peering (one replica only; default: peer when a KopfPeering exists)",
-        action="store_const",
-        const="true",
-    )
-    add("peering_name", "name of the KopfPeering object replicas share (default hotconf)")
-    add("peering_priority", "peering priority; highest works (default: random)", type=int)
-    add(
-        "peering_lifetime",
-        "seconds a replica's peering record stays alive without renewal (default 60)",
-        type=int,
-    )
-    add("push_concurrency", "pushes in flight at once (default 128)", type=int)
-    add("push_timeout", "seconds per push attempt (default 10)", type=float)
-    add("push_attempts", "attempts per push, counting the first (default 4)", type=int)
-    add("envelope_ttl", "seconds a signed envelope stays valid (default 60)", type=float)
-    add("reconcile_interval", "seconds between safety reconciles (default 30)", type=float)
-    add("log_level", "debug, info, warning or error (default info)")
-    return p
-
-
-def _env_bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise SettingsError(f"{name}={value!r} is not a boolean; use true or false")
-
-
-def _number(name: str, value: Any, kind: type[int] | type[float]) -> int | float:
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise SettingsError(
-            f"{_ENV[name]} (--{name.replace('_', '-')}) = {value!r} is not a {kind.__name__}"
-        ) from None
-
-
-def _resources(raw: str) -> dict[str, dict[str, str]]:
-    """``HOTCONF_SIDECAR_RESOURCES``: a JSON ``resources`` object (the chart's toJson)."""
-    where = "HOTCONF_SIDECAR_RESOURCES (--sidecar-resources)"
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{where} is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise SettingsError(f"{where} must be a JSON object with requests and/or limits")
-    result: dict[str, dict[str, str]] = {}
-    for part, quantities in value.items():
-        if part not in ("requests", "limits"):
-            raise SettingsError(f"{where}: unknown field {part!r}; use requests and limits")
-        if not isinstance(quantities, dict) or not all(
-            isinstance(q, str | int | float) and not isinstance(q, bool)
-            for q in quantities.values()
-        ):
-            raise SettingsError(
-                f"{where}: {part} must map resource names to quantities, e.g. "
-                '{"cpu": "10m", "memory": "48Mi"}'
-            )
-        # Kubernetes quantities are strings; a bare number from toJson (cpu: 1) is one too.
-        result[part] = {str(k): str(q) for k, q in quantities.items()}
-    return result
+# -- parsing ---------------------------------------------------------------------------------------
 
 
 def parse_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> OperatorConfig:
     """Parse flags and environment into one :class:`OperatorConfig`; raise SettingsError."""
-
-    env = dict(os.environ if environ is None else environ)
-    args = vars(build_parser().parse_args(argv))
-
-    def pick(name: str) -> object:
-        value = args.get(name)
-        if value is None and _ENV[name] in env:
-            return env[_ENV[name]]
-        return value
-
-    raw_ns = args.get("namespace")
-    if raw_ns is None:
-        raw_ns = [n for n in env.get(_ENV["namespace"], "").split(",")]
-    namespaces = tuple(sorted({n.strip() for n in raw_ns if n.strip()}))
-    for namespace in namespaces:
-        if not _NAMESPACE.fullmatch(namespace):
-            raise SettingsError(
-                f"--namespace / HOTCONF_NAMESPACES: {namespace!r} is not a namespace name "
-                "(lower-case letters, digits and '-', at most 63; patterns are not supported)"
-            )
-
-    def num(name: str, default: int | float, kind: type[int] | type[float]) -> int | float:
-        value = pick(name)
-        return default if value is None else _number(name, value, kind)
-
-    key_file = pick("signing_key_file")
-    key_secret = pick("signing_key_secret")
-    if key_secret is not None and str(key_secret).count("/") != 1:
-        raise SettingsError(
-            f"--signing-key-secret / HOTCONF_SIGNING_KEY_SECRET = {key_secret!r}: "
-            "expected NAMESPACE/NAME"
-        )
-    if not key_file and not key_secret:
-        raise SettingsError(
-            "no signing key: set --signing-key-file (HOTCONF_SIGNING_KEY_FILE) or "
-            "--signing-key-secret (HOTCONF_SIGNING_KEY_SECRET)"
-        )
-    signing = SigningConfig(
-        key_file=Path(str(key_file)) if key_file else None,
-        key_secret=str(key_secret) if key_secret else None,
+    values = read_settings(
+        SETTINGS,
+        sys.argv[1:] if argv is None else argv,
+        os.environ if environ is None else environ,
+        prog=_PROG,
+        description=_DESCRIPTION,
+        error=SettingsError,
     )
-
-    push = PushConfig(
-        concurrency=int(num("push_concurrency", PushConfig.concurrency, int)),
-        timeout=float(num("push_timeout", PushConfig.timeout, float)),
-        attempts=int(num("push_attempts", PushConfig.attempts, int)),
-        envelope_ttl=float(num("envelope_ttl", PushConfig.envelope_ttl, float)),
-    )
-    if push.concurrency < 1 or push.attempts < 1 or push.timeout <= 0 or push.envelope_ttl <= 0:
+    key_file, key_secret = values[SIGNING_KEY_FILE], values[SIGNING_KEY_SECRET]
+    if key_file is None and key_secret is None:
         raise SettingsError(
-            "push concurrency and attempts must be >= 1, push timeout and envelope TTL > 0"
+            f"no signing key: set {SIGNING_KEY_FILE.names} or {SIGNING_KEY_SECRET.names}"
         )
-
-    standalone_raw = pick("standalone")
-    priority = pick("peering_priority")
-    peering = PeeringConfig(
-        standalone=_env_bool(_ENV["standalone"], str(standalone_raw or "")),
-        name=str(pick("peering_name") or PeeringConfig.name),
-        # A random priority makes exactly one replica the active one: kopf pauses operators
-        # that see a peer with a higher *or equal* priority, so equal priorities pause all.
-        priority=(
-            random.randint(1, 2**31 - 1)
-            if priority is None
-            else int(_number("peering_priority", priority, int))
-        ),
-        lifetime=int(num("peering_lifetime", PeeringConfig.lifetime, int)),
-    )
-    if peering.lifetime < 2:
-        raise SettingsError(
-            f"{_ENV['peering_lifetime']} (--peering-lifetime) = {peering.lifetime}: must be >= 2 "
-            "seconds (kopf renews the record about every lifetime - 5..10 s, at least every 1 s)"
-        )
-
-    cert_dir = pick("webhook_cert_dir")
-    serving = ServingConfig(
-        metrics_port=int(num("metrics_port", ServingConfig.metrics_port, int)),
-        health_port=int(num("health_port", ServingConfig.health_port, int)),
-        webhook_port=int(num("webhook_port", ServingConfig.webhook_port, int)),
-        webhook_cert_dir=Path(str(cert_dir)) if cert_dir else None,
-    )
-    for port_name in ("metrics_port", "health_port", "webhook_port"):
-        port = getattr(serving, port_name)
-        if not 0 <= port <= 65535:
-            raise SettingsError(f"{_ENV[port_name]} = {port} is not a TCP port (0-65535)")
-
-    raw_resources = pick("sidecar_resources")
-    sidecar = SidecarConfig(
-        image=str(pick("sidecar_image") or "").strip(),
-        resources=None if not raw_resources else _resources(str(raw_resources)),
-        port=int(num("sidecar_port", SidecarConfig.port, int)),
-    )
-    if not 1 <= sidecar.port <= 65535:
-        raise SettingsError(
-            f"--sidecar-port / HOTCONF_SIDECAR_PORT = {sidecar.port}: not a port (1-65535)"
-        )
-
-    interval = float(num("reconcile_interval", OperatorConfig.reconcile_interval, float))
-    if interval <= 0:
-        raise SettingsError("HOTCONF_RECONCILE_INTERVAL must be > 0 seconds")
-    log_level = str(pick("log_level") or "info").lower()
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise SettingsError(f"HOTCONF_LOG_LEVEL = {log_level!r}: use debug, info, warning, error")
-
+    priority = values[PEERING_PRIORITY]
+    namespaces = values[NAMESPACES]
     return OperatorConfig(
-        namespaces=namespaces,
-        signing=signing,
-        push=push,
-        peering=peering,
-        serving=serving,
-        sidecar=sidecar,
-        reconcile_interval=interval,
-        log_level=log_level,
+        namespaces=tuple(sorted(set(namespaces))),
+        signing=SigningConfig(key_file=key_file, key_secret=key_secret),
+        push=PushConfig(
+            concurrency=values[PUSH_CONCURRENCY],
+            timeout=values[PUSH_TIMEOUT],
+            attempts=values[PUSH_ATTEMPTS],
+            envelope_ttl=values[ENVELOPE_TTL],
+        ),
+        peering=PeeringConfig(
+            standalone=values[STANDALONE],
+            name=values[PEERING_NAME],
+            # A random priority makes exactly one replica the active one: kopf pauses operators
+            # that see a peer with a higher *or equal* priority, so equal priorities pause all.
+            priority=random.randint(1, 2**31 - 1) if priority is None else priority,
+            lifetime=values[PEERING_LIFETIME],
+        ),
+        serving=ServingConfig(
+            metrics_port=values[METRICS_PORT],
+            health_port=values[HEALTH_PORT],
+            webhook_port=values[WEBHOOK_PORT],
+            webhook_cert_dir=values[WEBHOOK_CERT_DIR],
+        ),
+        sidecar=SidecarConfig(
+            image=values[SIDECAR_IMAGE],
+            resources=values[SIDECAR_RESOURCES],
+            port=values[SIDECAR_PORT],
+        ),
+        reconcile_interval=values[RECONCILE_INTERVAL],
+        log_level=values[LOG_LEVEL],
     )

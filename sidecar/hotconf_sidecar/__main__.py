@@ -15,7 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from hotconf_sidecar._settings import EventLoop, Settings, SettingsError, parse_settings
+from hotconf_sidecar._errors import SettingsError
+from hotconf_sidecar._settings import EventLoop, Settings, parse_settings
+from hotconf_wire.errors import HotconfError
 
 __all__ = ["main"]
 
@@ -121,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve(settings))
     except Exception as exc:
-        logger.error("cannot run: %s", exc, exc_info=not isinstance(exc, OSError | ValueError))
+        # Our errors (a bad key, an unusable state directory, the socket in use) and the OS's say
+        # what is wrong; anything else is a bug, logged with its traceback.
+        expected = isinstance(exc, HotconfError | OSError | ValueError)
+        logger.error("cannot run: %s", exc, exc_info=not expected)
         return 1
     return 0
 

@@ -52,9 +52,9 @@ from typing import Final, NamedTuple, cast
 
 import httptools
 
+from hotconf_sidecar._errors import StoreError, Unavailable
 from hotconf_sidecar._metrics import CONTENT_TYPE
-from hotconf_sidecar._sidecar import Sidecar, Unavailable
-from hotconf_sidecar._store import StoreError
+from hotconf_sidecar._sidecar import Sidecar
 from hotconf_wire.answers import Refusal
 from hotconf_wire.envelope import MAX_BODY_BYTES, PUSH_PATH, SIGNATURE_HEADER, STATE_PATH
 from hotconf_wire.errors import EnvelopeError
@@ -349,7 +349,7 @@ class HttpServer:
     def _readyz(self, body: bytes) -> _Reply:
         if self.sidecar.ready:
             return _text(200, "ready\n")
-        return _text(503, f"{self.sidecar.phase.value}\n")
+        return _text(503, f"{self.sidecar.lifecycle.value}\n")
 
     def _metrics(self, body: bytes) -> _Reply:
         return _Reply(200, self.sidecar.metrics.render(), CONTENT_TYPE.encode())

@@ -2,9 +2,8 @@
 
 An Ed25519 public key in PEM is always the same 44-byte SubjectPublicKeyInfo: a fixed 12-byte
 header and the 32 key bytes. Reading it here instead of through ``cryptography``'s generic PEM
-loader keeps that loader (and its memory) out of the sidecar. Errors::
-
-    PublicKeyError (ValueError)   not PEM, not a public key, or not an Ed25519 key
+loader keeps that loader (and its memory) out of the sidecar. Raises
+:class:`~hotconf_sidecar._errors.PublicKeyError`: not PEM, not a public key, or not Ed25519.
 """
 
 from __future__ import annotations
@@ -16,17 +15,15 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-__all__ = ["PublicKeyError", "load_public_key"]
+from hotconf_sidecar._errors import PublicKeyError
+
+__all__ = ["load_public_key"]
 
 # SEQUENCE { SEQUENCE { OID 1.3.101.112 (Ed25519) } BIT STRING (33 bytes: 0 unused bits + key) }
 _SPKI_PREFIX: Final = bytes.fromhex("302a300506032b6570032100")
 _PEM_RE: Final = re.compile(
     r"-----BEGIN PUBLIC KEY-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----"
 )
-
-
-class PublicKeyError(ValueError):
-    """The configured operator key is not an Ed25519 public key in PEM."""
 
 
 def load_public_key(pem: str) -> Ed25519PublicKey:

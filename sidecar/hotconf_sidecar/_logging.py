@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 
+from hotconf_wire.settings import LogLevel
+
 __all__ = ["setup_logging"]
 
 
@@ -27,7 +29,7 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: LogLevel) -> None:
     """Send every log record of the process to stderr as JSON lines at ``level``."""
     # The JSON lines carry no thread, process or task names: do not collect them per record.
     # (Process-wide switches; the sidecar's process logs through this setup only.)
@@ -38,4 +40,4 @@ def setup_logging(level: str) -> None:
     handler.setFormatter(_JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.number)

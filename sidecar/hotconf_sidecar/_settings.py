@@ -1,32 +1,249 @@
-"""The sidecar's settings: one typed dataclass, parsed from flags and environment variables here.
+"""The sidecar's settings: typed dataclasses, parsed from flags and environment variables here.
 
 Called once by :mod:`hotconf_sidecar.__main__`; nothing else in the sidecar reads the
-environment. Every flag has an environment variable (the flag wins when both are given), and
-each is described in ``--help`` and in ``docs/sidecar.md``. Errors::
-
-    SettingsError (ValueError)   a setting is missing or does not parse; the message names it
+environment. Each setting is one :class:`hotconf_wire.settings.Setting` below (flag,
+environment variable, default, ``--help`` text and parser together), read with the rules every
+part of hotconf shares: a flag wins over its environment variable, which wins over the default;
+an empty value means the default; booleans and log levels parse alike (see
+:mod:`hotconf_wire.settings`). ``docs/sidecar.md`` describes each setting. A setting that is
+missing or does not parse raises :class:`~hotconf_sidecar._errors.SettingsError`, naming the
+flag, the variable and the fix.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
-from hotconf_wire.envelope import PodRef
+from hotconf_sidecar._errors import SettingsError
+from hotconf_wire.envelope import DEFAULT_PORT, PodRef
+from hotconf_wire.settings import (
+    LogLevel,
+    Setting,
+    choice,
+    number,
+    parse_bool,
+    parse_log_level,
+    read_settings,
+)
 
-__all__ = ["AdapterSettings", "Settings", "SettingsError", "parse_settings"]
-
-DEFAULT_PORT: Final = 8790
+__all__ = ["SETTINGS", "AdapterSettings", "EventLoop", "Settings", "parse_settings"]
 
 EventLoop = Literal["auto", "uvloop", "asyncio"]
 
 
-class SettingsError(ValueError):
-    """A setting is missing or malformed."""
+# -- parsers of the sidecar's own kinds of value ---------------------------------------------------
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}")
+    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)
+
+
+def _socket_mode(value: str) -> int:
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise ValueError("not an octal mode, e.g. 0600 or 0660") from None
+    if not 0 <= mode <= 0o777:
+        raise ValueError("out of range: permissions are 0000 to 0777")
+    return mode
+
+
+def _signal(value: str) -> signal.Signals:
+    name = value.strip().upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return signal.Signals[name]
+    except KeyError:
+        raise ValueError("not a signal name; use e.g. HUP or SIGUSR1") from None
+
+
+def _http_url(value: str) -> str:
+    if not value.strip().startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL")
+    return value.strip()
+
+
+def _event_loop(value: str) -> EventLoop:
+    return cast(EventLoop, choice("auto", "uvloop", "asyncio")(value))
+
+
+# -- the declarations: flag, environment variable, default, help and parser of each setting --------
+
+POD_NAMESPACE: Final = Setting[str | None](
+    flag="--pod-namespace",
+    env="HOTCONF_POD_NAMESPACE",
+    default=None,
+    parse=str.strip,
+    metavar="NS",
+    help="namespace of this pod (required)",
+)
+POD_NAME: Final = Setting[str | None](
+    flag="--pod-name",
+    env="HOTCONF_POD_NAME",
+    default=None,
+    parse=str.strip,
+    metavar="NAME",
+    help="name of this pod (required)",
+)
+POD_UID: Final = Setting[str | None](
+    flag="--pod-uid",
+    env="HOTCONF_POD_UID",
+    default=None,
+    parse=str.strip,
+    metavar="UID",
+    help="UID of this pod (required; binds pushes to this pod instance)",
+)
+LISTEN: Final = Setting(
+    flag="--listen",
+    env="HOTCONF_LISTEN",
+    #: All interfaces: the operator reaches ``podIP:<port>``.
+    default=("0.0.0.0", DEFAULT_PORT),
+    parse=_listen,
+    metavar="HOST:PORT",
+    help="HTTP listen address",
+    shown_default=f"0.0.0.0:{DEFAULT_PORT}",
+)
+SOCKET: Final = Setting(
+    flag="--socket",
+    env="HOTCONF_SOCKET",
+    #: Shared with the app containers through an emptyDir.
+    default=Path("/run/hotconf/hotconf.sock"),
+    parse=Path,
+    metavar="PATH",
+    help="relay Unix socket path",
+)
+SOCKET_MODE: Final = Setting(
+    flag="--socket-mode",
+    env="HOTCONF_SOCKET_MODE",
+    #: Owner-only: only processes running as the sidecar's user may connect.
+    default=0o600,
+    parse=_socket_mode,
+    metavar="MODE",
+    help="octal permissions of the socket file",
+    shown_default="0600",
+)
+STATE_DIR: Final = Setting(
+    flag="--state-dir",
+    env="HOTCONF_STATE_DIR",
+    #: An emptyDir survives container restarts.
+    default=Path("/var/lib/hotconf"),
+    parse=Path,
+    metavar="DIR",
+    help="directory for persisted configs",
+)
+FSYNC: Final = Setting(
+    flag="--fsync",
+    env="HOTCONF_FSYNC",
+    default=False,  # why: see Settings.fsync
+    parse=parse_bool,
+    metavar="BOOL",
+    help="fsync each persisted config: true or false",
+)
+PUBLIC_KEY_FILE: Final = Setting[Path | None](
+    flag="--public-key-file",
+    env="HOTCONF_OPERATOR_PUBLIC_KEY_FILE",
+    default=None,
+    parse=Path,
+    metavar="PATH",
+    help="PEM file with the operator's Ed25519 public key",
+)
+PUBLIC_KEY: Final = Setting[str | None](
+    flag="--public-key",
+    env="HOTCONF_OPERATOR_PUBLIC_KEY",
+    default=None,
+    parse=str,
+    metavar="PEM",
+    help="the operator's Ed25519 public key as PEM text (wins over the file)",
+)
+ACK_TIMEOUT: Final = Setting(
+    flag="--ack-timeout",
+    env="HOTCONF_ACK_TIMEOUT",
+    default=5.0,
+    parse=number(minimum=0, maximum=600),
+    metavar="SECONDS",
+    help="seconds to wait for client ACK/NACK",
+)
+FILES_DIR: Final = Setting[Path | None](
+    flag="--files-dir",
+    env="HOTCONF_FILES_DIR",
+    default=None,
+    parse=Path,
+    metavar="DIR",
+    help="files adapter: write each ConfigMap to DIR/<name>/<key>",
+)
+NOTIFY_URL: Final = Setting[str | None](
+    flag="--notify-url",
+    env="HOTCONF_NOTIFY_URL",
+    default=None,
+    parse=_http_url,
+    metavar="URL",
+    help="notify adapter: POST revision metadata to this http(s) URL",
+)
+NOTIFY_SIGNAL: Final = Setting[signal.Signals | None](
+    flag="--notify-signal",
+    env="HOTCONF_NOTIFY_SIGNAL",
+    default=None,
+    parse=_signal,
+    metavar="SIGNAL",
+    help="signal adapter: signal name, e.g. HUP or SIGUSR1",
+)
+NOTIFY_PID_FILE: Final = Setting[Path | None](
+    flag="--notify-pid-file",
+    env="HOTCONF_NOTIFY_PID_FILE",
+    default=None,
+    parse=Path,
+    metavar="PATH",
+    help="signal adapter: file holding the target's pid",
+)
+LOG_LEVEL: Final = Setting(
+    flag="--log-level",
+    env="HOTCONF_LOG_LEVEL",
+    default=LogLevel.INFO,
+    parse=parse_log_level,
+    metavar="LEVEL",
+    help="debug, info, warning or error, in any case",
+)
+EVENT_LOOP: Final = Setting[EventLoop](
+    flag="--event-loop",
+    env="HOTCONF_EVENT_LOOP",
+    default="auto",
+    parse=_event_loop,
+    metavar="LOOP",
+    help="auto, uvloop or asyncio",
+    shown_default="auto: uvloop if installed",
+)
+
+#: Every setting under its --help heading.
+SETTINGS: Final = {
+    "pod identity (Downward API)": (POD_NAMESPACE, POD_NAME, POD_UID),
+    "operator key (one of the two is required)": (PUBLIC_KEY_FILE, PUBLIC_KEY),
+    "serving": (LISTEN, SOCKET, SOCKET_MODE, STATE_DIR, FSYNC, ACK_TIMEOUT),
+    "adapters, for applications that do not speak the wire protocol": (
+        FILES_DIR,
+        NOTIFY_URL,
+        NOTIFY_SIGNAL,
+        NOTIFY_PID_FILE,
+    ),
+    "process": (LOG_LEVEL, EVENT_LOOP),
+}
+
+_PROG: Final = "hotconf-sidecar"
+_DESCRIPTION: Final = (
+    "Verify signed config pushes from the hotconf operator, persist them and relay them to the "
+    "pod's processes over a Unix socket. Every flag can also be given as the environment "
+    "variable named in its help; the flag wins. Booleans: true/false, yes/no, on/off, 1/0."
+)
+
+
+# -- the typed, grouped result ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,184 +269,83 @@ class Settings:
 
     #: The pod this sidecar speaks for (Downward API in a cluster); pushes for others are refused.
     pod: PodRef
-    #: HTTP listen address. Port 8790 on all interfaces: the operator reaches ``podIP:8790``.
-    listen_host: str = "0.0.0.0"
-    listen_port: int = DEFAULT_PORT
-    #: The relay's Unix socket, shared with the app containers through an emptyDir.
-    socket: Path = Path("/run/hotconf/hotconf.sock")
-    #: Owner-only by default: only processes running as the sidecar's user may connect.
-    socket_mode: int = 0o600
-    #: Where accepted configs are persisted (an emptyDir survives container restarts).
-    state_dir: Path = Path("/var/lib/hotconf")
+    #: HTTP listen address (see ``LISTEN``).
+    listen_host: str = LISTEN.default[0]
+    listen_port: int = LISTEN.default[1]
+    #: The relay's Unix socket.
+    socket: Path = SOCKET.default
+    socket_mode: int = SOCKET_MODE.default
+    #: Where accepted configs are persisted.
+    state_dir: Path = STATE_DIR.default
     #: fsync each state file and its directory. Off: the state dir is an emptyDir, and what a
     #: write() and rename() put there survives any container crash (``kill -9`` included) without
     #: it; fsync only guards against the node losing power, after which a replayed envelope has
     #: expired and the operator reconciles the pod anyway. On (about 1 ms per push, and tens of
     #: ms when the disk is busy) for a state dir on a volume that outlives the node's page cache.
-    fsync: bool = False
+    fsync: bool = FSYNC.default
     #: The operator's Ed25519 public key, PEM text.
     public_key_pem: str
     #: Seconds a push waits for the clients' ACK/NACK before answering ``timeout`` for the rest.
-    ack_timeout: float = 5.0
+    ack_timeout: float = ACK_TIMEOUT.default
     adapters: AdapterSettings = AdapterSettings()
-    #: Python logging level name.
-    log_level: str = "INFO"
+    log_level: LogLevel = LOG_LEVEL.default
     #: The event loop: ``uvloop`` (libuv, about a tenth less CPU per push and 2.5 MiB more
     #: resident memory), ``asyncio`` (the standard library's), or ``auto``: uvloop when it is
     #: installed (the ``sidecar`` extra installs it), else asyncio. ``asyncio`` is there to rule
     #: uvloop out when chasing a bug, or to save its memory where CPU does not matter.
-    event_loop: EventLoop = "auto"
+    event_loop: EventLoop = EVENT_LOOP.default
 
 
-# (flag, env var, help). Defaults live on the dataclass above; the table below drives argparse.
-_ENV: Final = {
-    "pod_namespace": "HOTCONF_POD_NAMESPACE",
-    "pod_name": "HOTCONF_POD_NAME",
-    "pod_uid": "HOTCONF_POD_UID",
-    "listen": "HOTCONF_LISTEN",
-    "socket": "HOTCONF_SOCKET",
-    "socket_mode": "HOTCONF_SOCKET_MODE",
-    "state_dir": "HOTCONF_STATE_DIR",
-    "fsync": "HOTCONF_FSYNC",
-    "public_key_file": "HOTCONF_OPERATOR_PUBLIC_KEY_FILE",
-    "public_key": "HOTCONF_OPERATOR_PUBLIC_KEY",
-    "ack_timeout": "HOTCONF_ACK_TIMEOUT",
-    "files_dir": "HOTCONF_FILES_DIR",
-    "notify_url": "HOTCONF_NOTIFY_URL",
-    "notify_signal": "HOTCONF_NOTIFY_SIGNAL",
-    "notify_pid_file": "HOTCONF_NOTIFY_PID_FILE",
-    "log_level": "HOTCONF_LOG_LEVEL",
-    "event_loop": "HOTCONF_EVENT_LOOP",
-}
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hotconf-sidecar",
-        description="Verify signed config pushes from the hotconf operator, persist them and "
-        "relay them to the pod's processes over a Unix socket. Every flag can also be given as "
-        "the environment variable named in its help; the flag wins.",
-    )
-
-    def add(flag: str, dest: str, help: str, **kwargs: object) -> None:
-        parser.add_argument(flag, dest=dest, help=f"{help} [env {_ENV[dest]}]", **kwargs)  # type: ignore[arg-type]
-
-    add("--pod-namespace", "pod_namespace", "namespace of this pod (required)")
-    add("--pod-name", "pod_name", "name of this pod (required)")
-    add("--pod-uid", "pod_uid", "UID of this pod (required; binds pushes to this pod instance)")
-    add("--listen", "listen", "HTTP listen address HOST:PORT (default 0.0.0.0:8790)")
-    add("--socket", "socket", "relay Unix socket path (default /run/hotconf/hotconf.sock)")
-    add("--socket-mode", "socket_mode", "octal permissions of the socket file (default 0600)")
-    add("--state-dir", "state_dir", "directory for persisted configs (default /var/lib/hotconf)")
-    add("--fsync", "fsync", "fsync each persisted config: true or false (default false)")
-    add("--public-key-file", "public_key_file", "PEM file with the operator's Ed25519 public key")
-    add("--public-key", "public_key", "the operator's Ed25519 public key as PEM text")
-    add("--ack-timeout", "ack_timeout", "seconds to wait for client ACK/NACK (default 5)")
-    add("--files-dir", "files_dir", "files adapter: write each ConfigMap to DIR/<name>/<key>")
-    add("--notify-url", "notify_url", "notify adapter: POST revision metadata to this URL")
-    add("--notify-signal", "notify_signal", "signal adapter: signal name, e.g. HUP or SIGUSR1")
-    add("--notify-pid-file", "notify_pid_file", "signal adapter: file holding the target's pid")
-    add("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR (default INFO)")
-    add("--event-loop", "event_loop", "auto, uvloop or asyncio (default auto: uvloop if installed)")
-    return parser
-
-
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise SettingsError(f"--listen {value!r}: expected HOST:PORT, e.g. 0.0.0.0:8790")
-    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
-    return host, int(port)
-
-
-def _signal(value: str) -> signal.Signals:
-    name = value.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return signal.Signals[name]
-    except KeyError:
-        raise SettingsError(f"--notify-signal {value!r} is not a signal name") from None
-
-
-_BOOLEANS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# -- parsing ---------------------------------------------------------------------------------------
 
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from command-line flags, falling back to ``environ``."""
-    args = vars(_parser().parse_args(list(argv)))
-    raw = {k: (v if v is not None else environ.get(_ENV[k]) or None) for k, v in args.items()}
+    values = read_settings(
+        SETTINGS, argv, environ, prog=_PROG, description=_DESCRIPTION, error=SettingsError
+    )
+    identity = (POD_NAMESPACE, POD_NAME, POD_UID)
+    namespace, name, uid = (values[setting] for setting in identity)
+    if namespace is None or name is None or uid is None:
+        missing = ", ".join(s.names for s in identity if values[s] is None)
+        raise SettingsError(f"missing pod identity: {missing} (in a pod: from the Downward API)")
 
-    identity = ("pod_namespace", "pod_name", "pod_uid")
-    missing = ["--" + key.replace("_", "-") for key in identity if not raw[key]]
-    if missing:
-        raise SettingsError(f"missing pod identity: {', '.join(missing)} (or their env vars)")
-    pod = PodRef(str(raw["pod_namespace"]), str(raw["pod_name"]), str(raw["pod_uid"]))
-
-    if raw["public_key"]:
-        pem = raw["public_key"]
-    elif raw["public_key_file"]:
+    pem = values[PUBLIC_KEY]
+    key_file = values[PUBLIC_KEY_FILE]
+    if pem is None and key_file is not None:
         try:
-            pem = Path(raw["public_key_file"]).read_text()
+            pem = key_file.read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"--public-key-file: cannot read it: {exc}") from exc
-    else:
+            raise SettingsError(
+                f"{PUBLIC_KEY_FILE.names} {str(key_file)!r}: cannot read it: {exc}"
+            ) from exc
+    if pem is None:
         raise SettingsError(
-            "the operator's public key is required: --public-key-file or --public-key "
-            "(HOTCONF_OPERATOR_PUBLIC_KEY_FILE or HOTCONF_OPERATOR_PUBLIC_KEY)"
+            f"the operator's public key is required: {PUBLIC_KEY_FILE.names} or {PUBLIC_KEY.names}"
         )
 
-    kwargs: dict[str, object] = {}
-    if raw["listen"]:
-        kwargs["listen_host"], kwargs["listen_port"] = _listen(raw["listen"])
-    if raw["socket"]:
-        kwargs["socket"] = Path(raw["socket"])
-    if raw["socket_mode"]:
-        try:
-            mode = int(raw["socket_mode"], 8)
-        except ValueError:
-            raise SettingsError(f"--socket-mode {raw['socket_mode']!r} is not octal") from None
-        if not 0 <= mode <= 0o777:
-            raise SettingsError(f"--socket-mode {raw['socket_mode']!r} is out of range")
-        kwargs["socket_mode"] = mode
-    if raw["state_dir"]:
-        kwargs["state_dir"] = Path(raw["state_dir"])
-    if raw["fsync"]:
-        try:
-            kwargs["fsync"] = _BOOLEANS[raw["fsync"].strip().lower()]
-        except KeyError:
-            raise SettingsError(f"--fsync {raw['fsync']!r}: expected true or false") from None
-    if raw["ack_timeout"]:
-        try:
-            timeout = float(raw["ack_timeout"])
-        except ValueError:
-            raise SettingsError(f"--ack-timeout {raw['ack_timeout']!r} is not a number") from None
-        if not 0 <= timeout <= 600:
-            raise SettingsError("--ack-timeout must be between 0 and 600 seconds")
-        kwargs["ack_timeout"] = timeout
-    if raw["log_level"]:
-        level = raw["log_level"].upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise SettingsError(f"--log-level {raw['log_level']!r} is not a level name")
-        kwargs["log_level"] = level
-    if raw["event_loop"]:
-        loop = raw["event_loop"].strip().lower()
-        if loop not in ("auto", "uvloop", "asyncio"):
-            raise SettingsError(
-                f"--event-loop {raw['event_loop']!r}: expected auto, uvloop or asyncio"
-            )
-        kwargs["event_loop"] = loop
-
-    notify_signal = _signal(raw["notify_signal"]) if raw["notify_signal"] else None
-    pid_file = Path(raw["notify_pid_file"]) if raw["notify_pid_file"] else None
+    notify_signal, pid_file = values[NOTIFY_SIGNAL], values[NOTIFY_PID_FILE]
     if notify_signal is not None and pid_file is None:
-        raise SettingsError("--notify-signal needs --notify-pid-file to know which process")
-    if raw["notify_url"] and not raw["notify_url"].startswith(("http://", "https://")):
-        raise SettingsError(f"--notify-url {raw['notify_url']!r} must be an http(s) URL")
-    adapters = AdapterSettings(
-        files_dir=Path(raw["files_dir"]) if raw["files_dir"] else None,
-        notify_url=raw["notify_url"],
-        notify_signal=notify_signal,
-        notify_pid_file=pid_file,
+        raise SettingsError(
+            f"{NOTIFY_SIGNAL.flag} needs {NOTIFY_PID_FILE.names} to know which process"
+        )
+    host, port = values[LISTEN]
+    return Settings(
+        pod=PodRef(namespace, name, uid),
+        listen_host=host,
+        listen_port=port,
+        socket=values[SOCKET],
+        socket_mode=values[SOCKET_MODE],
+        state_dir=values[STATE_DIR],
+        fsync=values[FSYNC],
+        public_key_pem=pem,
+        ack_timeout=values[ACK_TIMEOUT],
+        adapters=AdapterSettings(
+            files_dir=values[FILES_DIR],
+            notify_url=values[NOTIFY_URL],
+            notify_signal=notify_signal,
+            notify_pid_file=pid_file,
+        ),
+        log_level=values[LOG_LEVEL],
+        event_loop=values[EVENT_LOOP],
     )
-    return Settings(pod=pod, public_key_pem=pem, adapters=adapters, **kwargs)  # type: ignore[arg-type]

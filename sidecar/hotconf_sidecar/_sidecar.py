@@ -14,9 +14,9 @@ A push with the held revision and a higher sequence is persisted (the sequence m
 answered ``unchanged`` with each client's current verdict; it is not published again, because
 the relay has already sent the held revision to every connected subscriber.
 
-Lifecycle (:class:`Phase`): starting -> running -> draining -> stopped. Errors::
-
-    Unavailable (Exception)   the sidecar is not running (starting or draining): answer 503
+Lifecycle (:class:`SidecarState`, in ``Sidecar.lifecycle``): starting -> running -> draining ->
+stopped. A push outside ``running`` raises :class:`~hotconf_sidecar._errors.Unavailable`
+(answered 503).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from hotconf_sidecar._adapters import (
     NotifyUrlAdapter,
     SignalAdapter,
 )
+from hotconf_sidecar._errors import Unavailable
 from hotconf_sidecar._memory import Trimmer
 from hotconf_sidecar._metrics import Metrics
 from hotconf_sidecar._store import Held, Store
@@ -43,20 +44,18 @@ from hotconf_wire.errors import EnvelopeError
 from hotconf_wire.protocol import ConfigMapRef
 from hotconf_wire.relay import Relay
 
-__all__ = ["Phase", "Sidecar", "Unavailable"]
+__all__ = ["Sidecar", "SidecarState"]
 
 logger: Final = logging.getLogger("hotconf_sidecar")
 
 
-class Phase(enum.Enum):
+class SidecarState(enum.Enum):
+    """Where a :class:`Sidecar` is in its lifecycle; only ``RUNNING`` takes pushes."""
+
     STARTING = "starting"
     RUNNING = "running"
     DRAINING = "draining"
     STOPPED = "stopped"
-
-
-class Unavailable(Exception):
-    """The sidecar does not take pushes now (it is starting or stopping)."""
 
 
 def _adapter_verdict(result: AdapterResult, revision: str) -> ClientVerdict:
@@ -87,7 +86,7 @@ class Sidecar:
         self.notify_url = notify_url
         self.signal = signal
         self.metrics = Metrics(clients=lambda: len(relay.clients()))
-        self.phase = Phase.STARTING
+        self.lifecycle = SidecarState.STARTING
         self._held: dict[ConfigMapRef, Held] = {}
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -99,12 +98,12 @@ class Sidecar:
     @property
     def ready(self) -> bool:
         """State loaded and the relay listening."""
-        return self.phase is Phase.RUNNING
+        return self.lifecycle is SidecarState.RUNNING
 
     async def start(self) -> None:
         """Load the persisted state, then serve it on the relay socket."""
-        if self.phase is not Phase.STARTING:
-            raise RuntimeError(f"sidecar cannot start: it is {self.phase.value}")
+        if self.lifecycle is not SidecarState.STARTING:
+            raise RuntimeError(f"sidecar cannot start: it is {self.lifecycle.value}")
         self._held = self.store.load()
         for ref, held in self._held.items():
             self.metrics.held(ref, held.snapshot.revision, held.sequence)
@@ -112,14 +111,14 @@ class Sidecar:
                 self.files.apply(held.snapshot)
         self.relay.load(h.snapshot for h in self._held.values())
         await self.relay.start()
-        self.phase = Phase.RUNNING
+        self.lifecycle = SidecarState.RUNNING
         logger.info("state loaded: %d ConfigMap(s); ready", len(self._held))
 
     async def aclose(self, *, deadline: float) -> None:
         """Refuse new pushes, let running ones answer (up to ``deadline`` s), close the relay."""
-        if self.phase in (Phase.DRAINING, Phase.STOPPED):
+        if self.lifecycle in (SidecarState.DRAINING, SidecarState.STOPPED):
             return
-        self.phase = Phase.DRAINING
+        self.lifecycle = SidecarState.DRAINING
         try:
             await asyncio.wait_for(self._idle.wait(), deadline)
         except TimeoutError:
@@ -128,15 +127,15 @@ class Sidecar:
             )
         await self.relay.aclose()
         self._trimmer.cancel()
-        self.phase = Phase.STOPPED
+        self.lifecycle = SidecarState.STOPPED
 
     # -- pushes ---------------------------------------------------------------------------------
 
     async def push(self, body: bytes, *, signature: str | None) -> PushAnswer:
         """Handle one push (its body and ``Hotconf-Signature`` header); return the answer or
         raise ``EnvelopeError``/``Unavailable``."""
-        if self.phase is not Phase.RUNNING:
-            raise Unavailable(f"the sidecar is {self.phase.value}; retry later")
+        if self.lifecycle is not SidecarState.RUNNING:
+            raise Unavailable(f"the sidecar is {self.lifecycle.value}; retry later")
         self._inflight += 1
         self._idle.clear()
         try:

@@ -17,9 +17,8 @@ kernel's page cache keeps the files for a restarted container. With ``fsync=True
 (``--fsync true``) the new file and the directory are fsynced before the old file goes, which
 only matters when the state must outlive a power loss of the node (see ``docs/sidecar.md``).
 A file that does not parse as envelope v2 (cut short, or written as envelope v1 by an older sidecar)
-is set aside the same way. Errors::
-
-    StoreError (OSError is chained)   the state directory cannot be written or read
+is set aside the same way. Raises :class:`~hotconf_sidecar._errors.StoreError` (the OSError
+chained) when the state directory cannot be written or read.
 """
 
 from __future__ import annotations
@@ -30,17 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from hotconf_sidecar._errors import StoreError
 from hotconf_wire.envelope import Push, decode_payload
 from hotconf_wire.errors import EnvelopeError
 from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
 
-__all__ = ["Held", "Store", "StoreError"]
+__all__ = ["Held", "Store"]
 
 logger: Final = logging.getLogger("hotconf_sidecar.store")
-
-
-class StoreError(Exception):
-    """The state directory cannot be used; the push is answered 500 and nothing changes."""
 
 
 @dataclass(frozen=True, slots=True)

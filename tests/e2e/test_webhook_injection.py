@@ -24,6 +24,8 @@ from hotconf_e2e.chart import ChartRelease, helm, install_chart
 from hotconf_e2e.kubelet import KubeletPod, sidecar_of
 from kube_control_plane import ApiError
 
+from hotconf_wire.envelope import DEFAULT_PORT
+
 pytestmark = pytest.mark.e2e
 
 
@@ -84,7 +86,7 @@ def test_api_server_calls_the_webhook_and_the_injected_pod_runs(
         stored = started[0].stored
         sidecar = sidecar_of(stored)
         assert sidecar["image"] == "registry.example/hotconf:1"
-        assert stored["metadata"]["annotations"]["hotconf.dev/port"] == "8790"
+        assert stored["metadata"]["annotations"]["hotconf.dev/port"] == str(DEFAULT_PORT)
         volumes = {v["name"] for v in stored["spec"]["volumes"]}
         assert {"hotconf-socket", "hotconf-state"} <= volumes
         env = {e["name"]: e for e in stored["spec"]["containers"][0]["env"]}

@@ -20,6 +20,7 @@ from hotconf_operator._injection import (
     injected_copy,
     wants_injection,
 )
+from hotconf_wire.envelope import DEFAULT_PORT
 
 SETTINGS = InjectionSettings(image="registry.example/hotconf:1.0", public_key_pem="PEM")
 
@@ -113,7 +114,7 @@ def listening_port(result: dict[str, Any]) -> set[object]:
 
 
 def test_sidecar_port_is_the_pods_choice_or_the_default() -> None:
-    assert listening_port(injected_copy(pod(ANNOTATED), SETTINGS)) == {8790}
+    assert listening_port(injected_copy(pod(ANNOTATED), SETTINGS)) == {DEFAULT_PORT}
     configured = dataclasses.replace(SETTINGS, port=9100)
     assert listening_port(injected_copy(pod(ANNOTATED), configured)) == {9100}
     chosen = pod({**ANNOTATED, "hotconf.dev/port": "8800"})
@@ -125,6 +126,6 @@ def test_a_malformed_port_falls_back_to_the_default_with_a_warning(raw: str) -> 
     warnings: list[str] = []
     result = pod({**ANNOTATED, "hotconf.dev/port": raw})
     assert inject(result, SETTINGS, warnings=warnings)
-    assert listening_port(result) == {8790}
+    assert listening_port(result) == {DEFAULT_PORT}
     [warning] = warnings
-    assert "hotconf.dev/port" in warning and repr(raw) in warning and "8790" in warning
+    assert "hotconf.dev/port" in warning and repr(raw) in warning and str(DEFAULT_PORT) in warning

@@ -3,6 +3,8 @@
   parser accepts the rendered env and args of every scenario, giving the ports, standalone mode
   (one replica) or peering name (several), key file, certificate directory, sidecar image and
   resources the chart meant;
+- the chart's default sidecar port is the wire's DEFAULT_PORT (values.yaml cannot import it),
+  and reaches the operator as HOTCONF_SIDECAR_PORT;
 - the generated signing key is an Ed25519 PEM private key, kept on uninstall;
 - the webhook's caBundle is the CA of the mounted serving certificate, and a real TLS handshake
   with that certificate succeeds for the Service's DNS name, which is what the API server checks;
@@ -19,12 +21,14 @@ import ssl
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from tls_handshake import handshake
 
 from hotconf_operator._settings import ENVIRONMENT, parse_settings
+from hotconf_wire.envelope import DEFAULT_PORT
 
 
 def operator_container(manifests) -> dict[str, Any]:
@@ -114,6 +118,13 @@ def test_operator_settings_parser_accepts_what_the_chart_renders(chart, scenario
     assert config.namespaces == tuple(
         sorted(filter(None, env.get("HOTCONF_NAMESPACES", "").split(",")))
     )
+
+
+def test_default_sidecar_port_is_the_wire_default(chart) -> None:
+    values = yaml.safe_load((chart.path / "values.yaml").read_text())
+    assert values["sidecar"]["port"] == DEFAULT_PORT
+    env = env_of(operator_container(chart.scenario("default-values.yaml")))
+    assert parse_settings([], env).sidecar.port == DEFAULT_PORT
 
 
 def test_service_exposes_webhook_on_443_and_metrics(chart) -> None:

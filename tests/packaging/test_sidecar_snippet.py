@@ -15,6 +15,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from hotconf_wire.envelope import DEFAULT_PORT
+
 README = Path(__file__).resolve().parents[2] / "charts" / "hotconf" / "README.md"
 SIDECAR_SETTINGS = {
     "HOTCONF_POD_NAMESPACE",
@@ -70,7 +72,7 @@ def test_sidecar_is_native_and_runs_hotconf_sidecar() -> None:
     container = sidecar()
     assert container["restartPolicy"] == "Always"
     assert container["command"] == ["hotconf-sidecar"]
-    assert {p["containerPort"] for p in container["ports"]} == {8790}
+    assert {p["containerPort"] for p in container["ports"]} == {DEFAULT_PORT}
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
 
 

@@ -10,6 +10,8 @@ or any package outside the standard library (checked by ``.importlinter``).
 :mod:`.envelope`         envelope v2: the signed push from the operator to a sidecar
 :mod:`.answers`          the sidecar's answers: push outcome, pod state, refusal
 :mod:`.relay`            the relay server, used by the sidecar, ``hotconf dev`` and ``testing``
+:mod:`.settings`         settings declared once (flag, env var, default, help, parser); one rule
+                         for booleans and log levels in every part
 =======================  ========================================================================
 
 Specified in ``docs/protocol.md``.
