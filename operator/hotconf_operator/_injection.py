@@ -57,7 +57,7 @@ class InjectionSettings:
     image_pull_policy: str = "IfNotPresent"
     #: The sidecar's HTTP port for pushes from the operator (``hotconf.dev/port``).
     port: int = DEFAULT_PORT
-    #: A small sidecar: measured at about 40 MB resident when idle (docs/performance.md).
+    #: A small sidecar: its target is 45 MB resident (``docs/performance.md`` has the figures).
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "10m", "memory": "48Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"memory": "128Mi"})
     #: The sidecar's user; numeric so that ``runAsNonRoot`` can be checked by the kubelet.

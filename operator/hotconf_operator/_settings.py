@@ -367,7 +367,7 @@ class SidecarConfig:
 
     ``resources`` is the sidecar container's ``resources`` object (``requests``/``limits``);
     None keeps the injection's own defaults (10m CPU, 48Mi requested, 128Mi memory limit, sized
-    on the sidecar's measured ~40 MB idle resident memory).
+    on the sidecar's 45 MB resident memory target).
     """
 
     image: str = SIDECAR_IMAGE.default

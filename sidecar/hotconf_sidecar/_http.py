@@ -17,11 +17,11 @@ Built and started by :mod:`hotconf_sidecar.__main__` around a
 HTTP/1.1 is parsed by ``httptools`` (MagicStack's binding of llhttp, Node.js's parser in C; the
 one uvicorn uses) in an :class:`asyncio.Protocol`, one per connection: no stream reader, no task
 per connection, one task per push (it awaits the clients' ACKs) and none for the other routes.
-It replaced ``h11`` on asyncio streams, which took about 37 µs of pure Python to parse a push
-and 21 µs to write its answer, plus a future and a coroutine wake-up per read: the largest piece
-of the sidecar's CPU per push (``docs/performance.md``, "Sidecar"). aiohttp would do the same
-job but costs about 15 MB of resident memory in every pod, a third of the sidecar's budget, for
-five routes; httptools costs well under 1 MiB.
+Why not the others (``docs/performance.md``, "Sidecar", has the figures): a pure-Python parser
+such as ``h11`` on asyncio streams costs tens of microseconds per request and a future per
+read, the largest piece of the sidecar's CPU per push; aiohttp costs about 15 MB of resident
+memory in every pod, a third of the sidecar's budget, for a handful of routes; httptools costs
+well under 1 MiB.
 
 Limits, so that no input can hurt the process: request heads over 16 KiB are refused (431), the
 push body size limit is checked on ``Content-Length`` before a byte of the body is read and again
@@ -120,7 +120,7 @@ def _status_line(status: int) -> bytes:
 
 
 def _encode(reply: _Reply, *, close: bool, head_only: bool) -> bytes:
-    """The answer's bytes, as h11 wrote them: status line, two or three headers, the body."""
+    """The answer's bytes: status line, two or three headers, the body."""
     return b"%scontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s" % (
         _status_line(reply.status),
         reply.content_type,
@@ -508,7 +508,8 @@ class _Connection(asyncio.Protocol):
             if length > limit:
                 self._refuse(self._server._too_large(route, self._length.decode()))
                 raise _Stop
-        # As h11 did, no keep-alive for HTTP/1.0 even when asked; and no switching protocols.
+        # No keep-alive for HTTP/1.0 even when asked (RFC 9112 leaves it optional), and no
+        # switching protocols.
         self._keep_alive = (
             version == "1.1" and parser.should_keep_alive() and not parser.should_upgrade()
         )
