@@ -109,7 +109,7 @@ class Sidecar:
             self.metrics.held(ref, held.snapshot.revision, held.sequence)
             if self.files is not None:
                 self.files.apply(held.snapshot)
-        self.relay.load(h.snapshot for h in self._held.values())
+        self.relay.load((h.snapshot, h.frame) for h in self._held.values())
         await self.relay.start()
         self.lifecycle = SidecarState.RUNNING
         logger.info("state loaded: %d ConfigMap(s); ready", len(self._held))

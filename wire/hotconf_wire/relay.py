@@ -210,11 +210,19 @@ class Relay:
 
     # -- publishing -----------------------------------------------------------------------------
 
-    def load(self, snapshots: Iterable[ConfigSnapshot]) -> None:
-        """Hold these snapshots without sending them (e.g. restored from disk before start)."""
-        for snapshot in snapshots:
+    def load(self, snapshots: Iterable[ConfigSnapshot | tuple[ConfigSnapshot, bytes]]) -> None:
+        """Hold these snapshots without sending them (e.g. restored from disk before start).
+
+        A ``(snapshot, body)`` pair gives the snapshot's frame body too, as :meth:`send` takes
+        it: the sidecar restores the bytes the operator signed and relays those.
+        """
+        for item in snapshots:
+            snapshot, body = item if isinstance(item, tuple) else (item, b"")
             self._snapshots[snapshot.ref] = snapshot
-            self._frames.pop(snapshot.ref, None)
+            if body:
+                self._frames[snapshot.ref] = frame(body)
+            else:
+                self._frames.pop(snapshot.ref, None)
 
     async def publish(
         self, snapshot: ConfigSnapshot, *, wait: float | None = None
