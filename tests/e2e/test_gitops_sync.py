@@ -65,7 +65,8 @@ def ca_bundle(cluster: Any) -> str | None:
     configuration = cluster.api.request(
         "GET", f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{FULLNAME}"
     )
-    return configuration["webhooks"][0]["clientConfig"].get("caBundle")
+    bundle = configuration["webhooks"][0]["clientConfig"].get("caBundle")
+    return None if bundle is None else str(bundle)
 
 
 def create_through_webhook(pod: KubeletPod) -> None:
