@@ -1,4 +1,5 @@
-"""``hotconf-operator``: parse settings, log in, load the signing key, run kopf.
+"""``hotconf-operator``: parse settings, log in, load the signing key (and the webhook's
+certificate, when the operator keeps it), run kopf.
 
 The console script's entry point. Everything long-lived is built here, once, and handed to the
 handlers through ``_handlers.Runtime``; kopf runs with its own registry (not the global one),
@@ -9,6 +10,7 @@ liveness endpoint on the health port and the sidecar injection webhook on the we
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -30,6 +32,7 @@ from hotconf_operator._reporter import StatusReporter
 from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig, parse_settings
 from hotconf_operator._signing import Signer, load_signer
+from hotconf_operator._webhook_tls import CaBundleKeeper, ensure_certificate, write_files
 from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = ["main"]
@@ -79,6 +82,21 @@ async def run(config: OperatorConfig) -> None:
         serve(metrics, port=config.serving.metrics_port)
     async with KubeApi(connection, relogin=login) as api:
         signer = await load_signer(config.signing, api=api, ttl=config.push.envelope_ttl)
+        keeper: CaBundleKeeper | None = None
+        serving = config.serving
+        if serving.webhook_port and serving.webhook_cert_secret is not None:
+            issued = await ensure_certificate(
+                api,
+                serving.webhook_cert_secret,
+                hosts=serving.webhook_hosts,
+                days=serving.webhook_cert_days,
+            )
+            config = dataclasses.replace(
+                config, serving=dataclasses.replace(serving, webhook_cert_dir=write_files(issued))
+            )
+            if serving.webhook_configuration:
+                keeper = CaBundleKeeper(api, serving.webhook_configuration, issued.ca_crt)
+                await keeper.keep()
         pusher = Pusher(config.push)
 
         async def fetch_schema(namespace: str, name: str, key: str) -> str:
@@ -125,6 +143,11 @@ async def run(config: OperatorConfig) -> None:
             "off" if config.peering.standalone else f"{config.peering.name!r}",
             f"on port {config.serving.webhook_port}" if config.serving.webhook_port else "off",
         )
+        keeping = (
+            asyncio.create_task(keeper.run_forever(), name="hotconf caBundle keeper")
+            if keeper is not None
+            else None
+        )
         try:
             await kopf.operator(
                 registry=registry,
@@ -135,6 +158,10 @@ async def run(config: OperatorConfig) -> None:
                 liveness_endpoint=f"http://0.0.0.0:{health}/healthz" if health else None,
             )
         finally:
+            if keeping is not None:
+                keeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeping
             await pusher.aclose()
 
 

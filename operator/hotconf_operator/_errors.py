@@ -5,6 +5,7 @@
     OperatorError                       (hotconf_wire.errors.HotconfError)
     ├── SettingsError                   a flag or environment variable is invalid
     ├── SigningKeyError                 the Ed25519 private key cannot be loaded or created
+    ├── WebhookCertificateError         the webhook's certificate Secret cannot be used or written
     ├── KubeApiError                    the Kubernetes API refused or failed a request (.status)
     ├── ConfigInvalid                   a ConfigMap failed validation (.problems: key/line/why)
     └── PushFailed                      one push to one pod did not produce a verdict
@@ -31,6 +32,7 @@ __all__ = [
     "PushRefused",
     "SettingsError",
     "SigningKeyError",
+    "WebhookCertificateError",
 ]
 
 
@@ -44,6 +46,10 @@ class SettingsError(OperatorError):
 
 class SigningKeyError(OperatorError):
     """The signing key cannot be read, parsed or created."""
+
+
+class WebhookCertificateError(OperatorError):
+    """The webhook's serving certificate Secret cannot be read, parsed or written."""
 
 
 class KubeApiError(OperatorError):

@@ -1,9 +1,11 @@
 """A small Kubernetes API client for the few writes and reads kopf does not do for hotconf.
 
 kopf watches and posts Events; hotconf itself needs to merge-patch one annotation on a
-ConfigMap (``_status``), read or create the signing-key Secret (``_signing``) and read a schema
-ConfigMap (``_validation``). Credentials come from :func:`login`, which kopf's own login
-handler calls too, so both authenticate alike; the ``status`` CLI does not use this client.
+ConfigMap (``_status``), read or create the signing-key Secret (``_signing``), read, create or
+replace the webhook certificate Secret and patch the webhook configuration's caBundle
+(``_webhook_tls``) and read a schema ConfigMap (``_validation``). Credentials come from
+:func:`login`, which kopf's own login handler calls too, so both authenticate alike; the
+``status`` CLI does not use this client.
 
 Credentials rotate: a projected ServiceAccount token is rewritten by the kubelet, a kubeconfig's
 ``tokenFile`` or exec plugin hands out new tokens. kopf calls its login handler again after a 401,
@@ -213,11 +215,49 @@ class KubeApi:
         return result
 
     async def create_secret(self, namespace: str, name: str, data: dict[str, bytes]) -> None:
+        # No app.kubernetes.io/instance label: Argo CD tracks (and prunes) objects by it, and
+        # the operator's Secrets are no part of the rendered chart.
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/part-of": "hotconf"},
+            },
             "type": "Opaque",
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
-        await self._request("POST", f"/api/v1/namespaces/{quote(namespace)}/secrets", body=body)
+        await self.create_secret_object(namespace, body)
+
+    async def create_secret_object(self, namespace: str, body: dict[str, Any]) -> None:
+        await self._request(
+            "POST",
+            f"/api/v1/namespaces/{quote(namespace)}/secrets?"
+            + urlencode({"fieldManager": FIELD_MANAGER}),
+            body=body,
+        )
+
+    async def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """PUT, with the body's resourceVersion: a 409 when someone wrote it meanwhile."""
+        await self._request(
+            "PUT",
+            f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}?"
+            + urlencode({"fieldManager": FIELD_MANAGER}),
+            body=body,
+        )
+
+    _MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+    async def get_webhook_configuration(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"{self._MWC}/{quote(name)}")
+        return result
+
+    async def patch_webhook_configuration(self, name: str, patch: dict[str, Any]) -> None:
+        """A strategic merge patch: ``webhooks`` merge by name, other fields are left alone."""
+        await self._request(
+            "PATCH",
+            f"{self._MWC}/{quote(name)}?" + urlencode({"fieldManager": FIELD_MANAGER}),
+            body=patch,
+            content_type="application/strategic-merge-patch+json",
+        )

@@ -143,6 +143,42 @@ WEBHOOK_CERT_DIR: Final = Setting[Path | None](
     help="directory with tls.crt and tls.key for the webhook",
     shown_default="self-signed, dev only",
 )
+WEBHOOK_CERT_SECRET: Final = Setting[str | None](
+    flag="--webhook-cert-secret",
+    env="HOTCONF_WEBHOOK_CERT_SECRET",
+    default=None,
+    parse=_secret_ref,
+    metavar="NS/NAME",
+    help="kubernetes.io/tls Secret the operator keeps its webhook CA and certificate in; "
+    "created if missing, reissued when --webhook-hosts change",
+)
+WEBHOOK_HOSTS: Final = Setting[tuple[str, ...]](
+    flag="--webhook-hosts",
+    env="HOTCONF_WEBHOOK_HOSTS",
+    default=(),
+    parse=comma_list(str.strip),
+    repeat=True,
+    metavar="HOST",
+    help="DNS name or IP address the webhook certificate is issued for (with "
+    "--webhook-cert-secret); repeat, or a comma list",
+)
+WEBHOOK_CERT_DAYS: Final = Setting(
+    flag="--webhook-cert-days",
+    env="HOTCONF_WEBHOOK_CERT_DAYS",
+    default=3650,
+    parse=integer(minimum=31),
+    metavar="DAYS",
+    help="validity of a certificate the operator issues; renewed at start-up 30 days before",
+)
+WEBHOOK_CONFIGURATION: Final = Setting[str | None](
+    flag="--webhook-configuration",
+    env="HOTCONF_WEBHOOK_CONFIGURATION",
+    default=None,
+    parse=str.strip,
+    metavar="NAME",
+    help="MutatingWebhookConfiguration whose caBundle the operator keeps at its CA (with "
+    "--webhook-cert-secret)",
+)
 SIDECAR_IMAGE: Final = Setting(
     flag="--sidecar-image",
     env="HOTCONF_SIDECAR_IMAGE",
@@ -256,6 +292,12 @@ SETTINGS: Final = {
     "what to watch": (NAMESPACES,),
     "signing key (one of the two is required)": (SIGNING_KEY_FILE, SIGNING_KEY_SECRET),
     "serving": (METRICS_PORT, HEALTH_PORT, WEBHOOK_PORT, WEBHOOK_CERT_DIR),
+    "webhook certificate made by the operator": (
+        WEBHOOK_CERT_SECRET,
+        WEBHOOK_HOSTS,
+        WEBHOOK_CERT_DAYS,
+        WEBHOOK_CONFIGURATION,
+    ),
     "injected sidecar": (SIDECAR_IMAGE, SIDECAR_RESOURCES, SIDECAR_PORT),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
@@ -350,14 +392,21 @@ class ServingConfig:
     """Ports the operator serves; 0 disables a server (tests run several operators).
 
     ``webhook_port`` 0 also turns sidecar injection off (no admission handler is registered:
-    kopf refuses admission handlers without a server). Without ``webhook_cert_dir`` kopf makes a
-    self-signed certificate, for development only: the API server would not trust it.
+    kopf refuses admission handlers without a server). The certificate comes from files
+    (``webhook_cert_dir``: cert-manager's, or your own), or the operator makes and keeps it in
+    ``webhook_cert_secret`` for ``webhook_hosts`` and sets the caBundle of
+    ``webhook_configuration`` (``_webhook_tls``: a chart rendered by a GitOps tool cannot
+    generate it). With neither, kopf makes a self-signed one, for development only.
     """
 
     metrics_port: int = METRICS_PORT.default
     health_port: int = HEALTH_PORT.default
     webhook_port: int = WEBHOOK_PORT.default
     webhook_cert_dir: Path | None = WEBHOOK_CERT_DIR.default
+    webhook_cert_secret: str | None = WEBHOOK_CERT_SECRET.default
+    webhook_hosts: tuple[str, ...] = WEBHOOK_HOSTS.default
+    webhook_cert_days: int = WEBHOOK_CERT_DAYS.default
+    webhook_configuration: str | None = WEBHOOK_CONFIGURATION.default
 
 
 @dataclass(frozen=True)
@@ -411,6 +460,22 @@ def parse_settings(
         raise SettingsError(
             f"no signing key: set {SIGNING_KEY_FILE.names} or {SIGNING_KEY_SECRET.names}"
         )
+    cert_secret = values[WEBHOOK_CERT_SECRET]
+    if cert_secret is not None and values[WEBHOOK_CERT_DIR] is not None:
+        raise SettingsError(
+            f"{WEBHOOK_CERT_DIR.names} and {WEBHOOK_CERT_SECRET.names} both name the webhook's "
+            "certificate; give one"
+        )
+    if cert_secret is not None and not values[WEBHOOK_HOSTS]:
+        raise SettingsError(
+            f"{WEBHOOK_CERT_SECRET.names} needs {WEBHOOK_HOSTS.names}: the names the API server "
+            "calls the webhook by (the chart passes its Service's names)"
+        )
+    if values[WEBHOOK_CONFIGURATION] and cert_secret is None:
+        raise SettingsError(
+            f"{WEBHOOK_CONFIGURATION.names} needs {WEBHOOK_CERT_SECRET.names}: the operator sets "
+            "the caBundle of a certificate it made"
+        )
     priority = values[PEERING_PRIORITY]
     namespaces = values[NAMESPACES]
     return OperatorConfig(
@@ -435,6 +500,10 @@ def parse_settings(
             health_port=values[HEALTH_PORT],
             webhook_port=values[WEBHOOK_PORT],
             webhook_cert_dir=values[WEBHOOK_CERT_DIR],
+            webhook_cert_secret=cert_secret,
+            webhook_hosts=values[WEBHOOK_HOSTS],
+            webhook_cert_days=values[WEBHOOK_CERT_DAYS],
+            webhook_configuration=values[WEBHOOK_CONFIGURATION] or None,
         ),
         sidecar=SidecarConfig(
             image=values[SIDECAR_IMAGE],

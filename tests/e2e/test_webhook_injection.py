@@ -2,17 +2,16 @@
 
 Proves: with the chart installed with ``webhook.url`` (the operator runs outside the cluster, as
 here), a Pod annotated ``hotconf.dev/inject`` created through the API server is sent by the API
-server itself to the operator's webhook, over TLS with the chart's own certificate and caBundle;
-the patched pod, with its native sidecar (an init container with ``restartPolicy: Always``), the
-socket and state volumes, the Downward API env and ``hotconf.dev/port``, passes the API server's
-validation and is stored. The harness then runs what the stored spec says (it plays the kubelet)
-and the operator rolls the ConfigMap out to it, and a change after it. A pod without the
-annotation is stored untouched.
+server itself to the operator's webhook, over TLS with the certificate the operator made and the
+caBundle it set (neither is rendered by the chart); the patched pod, with its native sidecar (an
+init container with ``restartPolicy: Always``), the socket and state volumes, the Downward API env
+and ``hotconf.dev/port``, passes the API server's validation and is stored. The harness then runs
+what the stored spec says (it plays the kubelet) and the operator rolls the ConfigMap out to it,
+and a change after it. A pod without the annotation is stored untouched.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,22 +54,18 @@ def test_api_server_calls_the_webhook_and_the_injected_pod_runs(
     cluster: Any, webhook_release: tuple[ChartRelease, int], tmp_path: Path
 ) -> None:
     release, port = webhook_release
-    # The operator serves the webhook with the certificate the chart made (mounted from this
-    # Secret in a cluster), as the chart's ServiceAccount.
-    tls = cluster.api.request(
-        "GET", f"/api/v1/namespaces/{release.namespace}/secrets/hotconf-webhook-webhook-tls"
-    )["data"]
-    cert_dir = tmp_path / "webhook-tls"
-    cert_dir.mkdir()
-    for key in ("tls.crt", "tls.key"):
-        (cert_dir / key).write_bytes(base64.b64decode(tls[key]))
+    # The operator makes the serving certificate (kept in the Secret the chart names) and sets
+    # the configuration's caBundle itself, as the chart's Deployment tells it to, as the chart's
+    # ServiceAccount; nothing of it is rendered.
     operator = OperatorProcess(
         kubeconfig=release.operator_kubeconfig(tmp_path / "op.kubeconfig"),
         key_file=cluster.key_file,
         workdir=cluster.workdir,
         extra=(
             "--webhook-port", str(port),
-            "--webhook-cert-dir", str(cert_dir),
+            "--webhook-cert-secret", f"{release.namespace}/hotconf-webhook-webhook-tls",
+            "--webhook-hosts", "127.0.0.1",
+            "--webhook-configuration", "hotconf-webhook",
             "--sidecar-image", "registry.example/hotconf:1",
         ),
     ).start()  # fmt: skip

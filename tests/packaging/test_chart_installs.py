@@ -3,8 +3,9 @@
 Proves, for each scenario that needs no third-party CRDs: ``helm install`` succeeds against
 kube-apiserver 1.37 (its validation, defaulting and RBAC escalation checks included: the chart's
 ClusterRole is created by an admin, and a binding cannot grant more than its role); every
-object of the release's manifest is then stored; ``helm uninstall`` removes them again, but for
-those the chart keeps on purpose (``helm.sh/resource-policy: keep``: the signing key).
+object of the release's manifest is then stored; ``helm uninstall`` removes every one of them
+(the chart keeps nothing on purpose any more: the signing key and the webhook certificate are
+Secrets the operator creates, outside the release, so they outlive it without an annotation).
 The cert-manager and ServiceMonitor scenarios need cert-manager's and the Prometheus Operator's
 CRDs, which this control plane does not have: they are rendered and schema-checked only
 (``test_chart_renders.py``).

@@ -62,7 +62,7 @@ def test_rendered_objects_are_valid_kubernetes(chart, scenario: str, version: st
                 f"{scenario}: {name}: {exc.message} (add it to FOREIGN_KINDS only if a CRD)"
             )
         checked += 1
-    assert checked >= 4
+    assert checked >= 3  # the Deployment, its Service and the helm test pod at least
 
 
 @pytest.mark.parametrize("version", VERSIONS)

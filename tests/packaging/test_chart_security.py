@@ -3,9 +3,12 @@
   read-only root filesystem, no privilege escalation, all capabilities dropped, RuntimeDefault
   seccomp);
 - RBAC has no wildcard, grants exactly the verbs the operator needs on exactly the resources it
-  touches (no Secrets), binds only the operator's ServiceAccount, and in namespaced mode grants
-  nothing cluster-wide (no ClusterRole at all); kopf's peering resources only with several
-  replicas, patch only on the named peering object (details in test_chart_ha.py);
+  touches, binds only the operator's ServiceAccount, and in namespaced mode grants nothing
+  cluster-wide but get and patch of the release's own MutatingWebhookConfiguration (its
+  caBundle); Secrets only in the release namespace: get (and update of the certificate) by name
+  on the operator's two Secrets, and create, which Kubernetes cannot limit by name; kopf's
+  peering resources only with several replicas, patch only on the named peering object (details
+  in test_chart_ha.py);
 - selectors never carry the chart or app version (a Deployment selector is immutable)."""
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ ALLOWED = {
 PEERING = {
     ("kopf.dev", "clusterkopfpeerings"): {"list", "watch", "patch"},
     ("kopf.dev", "kopfpeerings"): {"list", "watch", "patch"},
+}
+# The operator's own Secrets (signing key, webhook certificate), in the release namespace only.
+OWN_SECRETS = {("", "secrets"): {"get", "create", "update"}}
+# The caBundle of the release's own webhook configuration (get and patch by name only).
+WEBHOOK_CONFIGURATION = {
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"get", "patch"}
 }
 NAMESPACED_ONLY = {("", "configmaps"), ("", "pods"), ("", "events")}
 VERSION_LABELS = {"helm.sh/chart", "app.kubernetes.io/version"}
@@ -61,6 +70,19 @@ def test_pods_run_restricted(chart, scenario: str) -> None:
 def test_rbac_grants_only_what_the_operator_needs(chart, scenario: str) -> None:
     manifests = chart.scenario(scenario)
     allowed_here = ALLOWED | PEERING if scenario.startswith("ha-") else ALLOWED
+    allowed_here = allowed_here | OWN_SECRETS | WEBHOOK_CONFIGURATION
+    for role, rule in rules_of(manifests, "ClusterRole") + rules_of(manifests, "Role"):
+        if rule["resources"] == ["secrets"]:
+            namespaces = {
+                r["metadata"]["namespace"]
+                for r in manifests.of_kind("Role")
+                if r["metadata"]["name"] == role
+            }
+            assert namespaces == {chart.namespace}, f"{role}: Secrets elsewhere than the release's"
+            # By name wherever Kubernetes allows it: create has no name to check.
+            assert rule.get("resourceNames") or rule["verbs"] == ["create"], (role, rule)
+        if rule["resources"] == ["mutatingwebhookconfigurations"]:
+            assert rule["resourceNames"] == [manifests.one("Service")["metadata"]["name"]]
     for kind in ("ClusterRole", "Role"):
         for role, rule in rules_of(manifests, kind):
             assert "nonResourceURLs" not in rule, role
@@ -89,31 +111,44 @@ def test_rbac_binds_only_the_operator(chart, scenario: str) -> None:
         assert pod["spec"]["automountServiceAccountToken"] is False
 
 
+def granted(manifests: Any, kind: str, name: str) -> dict[tuple[str, str], set[str]]:
+    result: dict[tuple[str, str], set[str]] = {}
+    for role, rule in rules_of(manifests, kind):
+        if role == name:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    result.setdefault((group, resource), set()).update(rule["verbs"])
+    return result
+
+
 def test_cluster_wide_mode_has_one_cluster_role_with_every_rule(chart) -> None:
     manifests = chart.scenario("default-values.yaml")
-    assert not manifests.of_kind("Role")
-    granted = {
-        (group, resource): set(rule["verbs"])
-        for _, rule in rules_of(manifests, "ClusterRole")
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
-    assert granted == ALLOWED
+    assert [r["metadata"]["name"] for r in manifests.of_kind("Role")] == ["hotconf-secrets"]
+    assert granted(manifests, "Role", "hotconf-secrets") == OWN_SECRETS
+    assert granted(manifests, "ClusterRole", "hotconf") == ALLOWED
+    assert granted(manifests, "ClusterRole", "hotconf-webhook") == WEBHOOK_CONFIGURATION
+    assert len(manifests.of_kind("ClusterRole")) == 2
 
 
 def test_namespaced_mode_grants_nothing_cluster_wide(chart) -> None:
     manifests = chart.scenario("namespaced-values.yaml")
-    assert not manifests.of_kind("ClusterRole")
-    assert not manifests.of_kind("ClusterRoleBinding")
-    roles = manifests.of_kind("Role")
+    # Cluster-wide only the caBundle of the release's own webhook configuration.
+    assert [r["metadata"]["name"] for r in manifests.of_kind("ClusterRole")] == ["hotconf-webhook"]
+    assert granted(manifests, "ClusterRole", "hotconf-webhook") == WEBHOOK_CONFIGURATION
+    assert len(manifests.of_kind("ClusterRoleBinding")) == 1
+    roles = [r for r in manifests.of_kind("Role") if r["metadata"]["name"] != "hotconf-secrets"]
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]
     bindings = manifests.of_kind("RoleBinding")
-    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == [
+        "hotconf-system",
+        "team-a",
+        "team-b",
+    ]
     for role in roles:
-        granted = {
+        rights = {
             (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
         }
-        assert granted == NAMESPACED_ONLY
+        assert rights == NAMESPACED_ONLY
 
 
 def test_no_rbac_objects_when_rbac_is_managed_elsewhere(chart) -> None:

@@ -1,13 +1,15 @@
 """The chart wires the operator to the settings contract and its parts to each other:
 - the operator gets only environment variables that hotconf-operator reads, and its own settings
   parser accepts the rendered env and args of every scenario, giving the ports, standalone mode
-  (one replica) or peering name (several), key file, certificate directory, sidecar image and
-  resources the chart meant;
+  (one replica) or peering name (several), signing key Secret, webhook certificate (Secret,
+  hosts and configuration for the operator to manage, or cert-manager's mounted directory),
+  sidecar image and resources the chart meant;
 - the chart's default sidecar port is the wire's DEFAULT_PORT (values.yaml cannot import it),
   and reaches the operator as HOTCONF_SIDECAR_PORT;
-- the generated signing key is an Ed25519 PEM private key, kept on uninstall;
-- the webhook's caBundle is the CA of the mounted serving certificate, and a real TLS handshake
-  with that certificate succeeds for the Service's DNS name, which is what the API server checks;
+- no key and no certificate is rendered (test_chart_renders_the_same_twice.py says why): the
+  operator is told which Secrets to keep, the default Secret name or signingKey.existingSecret;
+- without cert-manager the operator is given the Service's names for its certificate and the
+  configuration to set the caBundle of, which is rendered without one;
 - with cert-manager, the Certificate writes the Secret the operator mounts and the webhook asks
   cert-manager for its caBundle; the webhook is registered as the brief requires;
 - NOTES.txt names objects that the chart really creates, and its JSON patch parses."""
@@ -17,15 +19,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-import ssl
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from tls_handshake import handshake
 
 from hotconf_operator._settings import ENVIRONMENT, parse_settings
 from hotconf_wire.envelope import DEFAULT_PORT
@@ -74,11 +71,15 @@ def test_operator_gets_the_contract_settings(chart, scenario: str) -> None:
     assert env["HOTCONF_WEBHOOK_PORT"] == str(ports["webhook"])
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
-    key_dir, key_file = env["HOTCONF_SIGNING_KEY_FILE"].rsplit("/", 1)
-    _, files = mounted_secret(manifests, key_dir)
-    assert files == {key_file}
-    _, files = mounted_secret(manifests, env["HOTCONF_WEBHOOK_CERT_DIR"])
-    assert files == {"tls.crt", "tls.key"}
+    assert "HOTCONF_SIGNING_KEY_FILE" not in env
+    assert env["HOTCONF_SIGNING_KEY_SECRET"].startswith(f"{chart.namespace}/")
+    if "cert-manager" in scenario:
+        _, files = mounted_secret(manifests, env["HOTCONF_WEBHOOK_CERT_DIR"])
+        assert files == {"tls.crt", "tls.key"}
+        assert "HOTCONF_WEBHOOK_CERT_SECRET" not in env
+    else:
+        assert "HOTCONF_WEBHOOK_CERT_DIR" not in env
+        assert env["HOTCONF_WEBHOOK_CERT_SECRET"].startswith(f"{chart.namespace}/")
     assert env["HOTCONF_LOG_LEVEL"] in {"debug", "info", "warning", "error"}
     assert json.loads(env["HOTCONF_SIDECAR_RESOURCES"])["requests"]
 
@@ -93,8 +94,20 @@ def test_operator_settings_parser_accepts_what_the_chart_renders(chart, scenario
     assert config.serving.health_port == ports["health"]
     assert config.serving.metrics_port == ports["metrics"]
     assert config.serving.webhook_port == ports["webhook"]
-    assert str(config.serving.webhook_cert_dir) == env["HOTCONF_WEBHOOK_CERT_DIR"]
-    assert str(config.signing.key_file) == env["HOTCONF_SIGNING_KEY_FILE"]
+    assert config.signing.key_file is None
+    assert config.signing.key_secret == env["HOTCONF_SIGNING_KEY_SECRET"]
+    if "cert-manager" in scenario:
+        assert str(config.serving.webhook_cert_dir) == env["HOTCONF_WEBHOOK_CERT_DIR"]
+    else:
+        assert config.serving.webhook_cert_secret == env["HOTCONF_WEBHOOK_CERT_SECRET"]
+        service = manifests.one("Service")["metadata"]["name"]
+        assert f"{service}.{chart.namespace}.svc" in config.serving.webhook_hosts
+        webhooks = manifests.of_kind("MutatingWebhookConfiguration")
+        assert config.serving.webhook_configuration == (
+            webhooks[0]["metadata"]["name"] if webhooks else None
+        )
+        for configuration in webhooks:  # the operator sets it, a render must not
+            assert "caBundle" not in configuration["webhooks"][0]["clientConfig"]
     deployment = manifests.one("Deployment")
     if scenario.startswith("ha-"):
         # Several replicas: kopf peers through the object the chart creates (test_chart_ha.py).
@@ -150,22 +163,13 @@ def test_namespaces_and_images_follow_values(chart) -> None:
     }
 
 
-def test_signing_key_is_a_kept_ed25519_private_key(chart) -> None:
-    manifests = chart.scenario("default-values.yaml")
+def test_no_key_or_certificate_is_rendered_the_operator_keeps_them(chart, scenario: str) -> None:
+    manifests = chart.scenario(scenario)
+    assert not manifests.of_kind("Secret"), "a rendered Secret would change on every render"
     env = env_of(operator_container(manifests))
-    name, _ = mounted_secret(manifests, env["HOTCONF_SIGNING_KEY_FILE"].rsplit("/", 1)[0])
-    secret = secret_named(manifests, name)
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    key = load_pem_private_key(decoded(secret, "private.pem"), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-
-
-def test_an_existing_signing_key_is_mounted_not_generated(chart) -> None:
-    manifests = chart.scenario("no-webhook-values.yaml")
-    env = env_of(operator_container(manifests))
-    name, _ = mounted_secret(manifests, env["HOTCONF_SIGNING_KEY_FILE"].rsplit("/", 1)[0])
-    assert name == "my-hotconf-signing-key"
-    assert name not in {s["metadata"]["name"] for s in manifests.of_kind("Secret")}
+    expected = "my-hotconf-signing-key" if scenario == "no-webhook-values.yaml" else None
+    name = env["HOTCONF_SIGNING_KEY_SECRET"].split("/", 1)[1]
+    assert name == (expected or f"{manifests.one('Service')['metadata']['name']}-signing-key")
 
 
 def webhook_of(manifests) -> dict[str, Any]:
@@ -226,44 +230,13 @@ def test_namespaced_webhook_only_sees_watched_namespaces(chart) -> None:
     }
 
 
-def self_signed(manifests) -> tuple[bytes, bytes, bytes, str]:
-    """(caBundle, tls.crt, tls.key, Service DNS name) of a self-signed render, cross-checked."""
-    env = env_of(operator_container(manifests))
-    name, _ = mounted_secret(manifests, env["HOTCONF_WEBHOOK_CERT_DIR"])
-    secret = secret_named(manifests, name)
-    assert secret["type"] == "kubernetes.io/tls"
-    service = manifests.one("Service")["metadata"]["name"]
-    host = f"{service}.{manifests.one('Service')['metadata']['namespace']}.svc"
-    webhooks = manifests.of_kind("MutatingWebhookConfiguration")
-    if webhooks:
-        ca_bundle = base64.b64decode(webhooks[0]["webhooks"][0]["clientConfig"]["caBundle"])
-        assert ca_bundle == decoded(secret, "ca.crt"), "caBundle is not the Secret's CA"
-    return decoded(secret, "ca.crt"), decoded(secret, "tls.crt"), decoded(secret, "tls.key"), host
-
-
-def test_serving_certificate_is_issued_by_the_bundled_ca(chart) -> None:
-    ca_pem, cert_pem, _, host = self_signed(chart.scenario("default-values.yaml"))
-    ca = x509.load_pem_x509_certificate(ca_pem)
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    cert.verify_directly_issued_by(ca)
-    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert host in names.get_values_for_type(x509.DNSName)
-
-
-async def test_api_server_style_tls_handshake_succeeds(chart) -> None:
-    # Serve TLS with the rendered certificate on loopback; connect as the API server does:
-    # trusting only the caBundle and checking the Service's DNS name.
-    ca_pem, cert_pem, key_pem, host = self_signed(chart.scenario("default-values.yaml"))
-    await handshake(cert_pem, key_pem, ca_pem=ca_pem, server_hostname=host)
-    # The same certificate for another name is refused: the check above is real.
-    with pytest.raises(ssl.SSLCertVerificationError):
-        await handshake(cert_pem, key_pem, ca_pem=ca_pem, server_hostname="elsewhere.example")
-
-
-def test_webhook_certificate_exists_without_the_webhook(chart) -> None:
-    # The operator serves its webhook port whatever the values: its certificate must exist.
-    manifests = chart.scenario("no-webhook-values.yaml")
-    self_signed(manifests)
+def test_the_operator_serves_its_webhook_certificate_even_without_the_webhook(chart) -> None:
+    # The operator serves its webhook port whatever the values: it makes the certificate, and
+    # has no configuration to set a caBundle in.
+    config = parse_settings(
+        [], env_of(operator_container(chart.scenario("no-webhook-values.yaml")))
+    )
+    assert config.serving.webhook_cert_secret and config.serving.webhook_configuration is None
 
 
 @pytest.mark.parametrize(

@@ -108,8 +108,9 @@ image (one image holds both programs).
 {{- end }}
 
 {{/*
-hotconf.signingKeySecretName: the Secret holding the operator's Ed25519 signing key
-(key "private.pem"): the user's own, or the one the chart generates.
+hotconf.signingKeySecretName: the Secret holding the operator's Ed25519 signing key (key
+"private.pem", and "next.pem" during a key rotation): the user's own, or the one the operator
+creates when it is missing (never rendered: a template would make a new key on every render).
 */}}
 {{- define "hotconf.signingKeySecretName" -}}
 {{- .Values.signingKey.existingSecret | default (printf "%s-signing-key" (include "hotconf.fullname" .)) }}
@@ -117,7 +118,7 @@ hotconf.signingKeySecretName: the Secret holding the operator's Ed25519 signing 
 
 {{/*
 hotconf.webhookSecretName: the kubernetes.io/tls Secret with the webhook's serving certificate
-(tls.crt, tls.key, ca.crt), written by the chart (self-signed) or by cert-manager.
+(tls.crt, tls.key, ca.crt), written by the operator or by cert-manager, never rendered.
 */}}
 {{- define "hotconf.webhookSecretName" -}}
 {{- printf "%s-webhook-tls" (include "hotconf.fullname" .) }}
@@ -129,6 +130,78 @@ calls for admission and which the serving certificate is issued for.
 */}}
 {{- define "hotconf.serviceHost" -}}
 {{- printf "%s.%s.svc" (include "hotconf.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/*
+hotconf.webhookHosts: what the webhook's serving certificate is issued for, as a JSON list: the
+Service's DNS names and, with webhook.url, the URL's host (an IP address becomes an IP SAN).
+Used by the cert-manager Certificate and passed to the operator (HOTCONF_WEBHOOK_HOSTS).
+*/}}
+{{- define "hotconf.webhookHosts" -}}
+{{- $fullname := include "hotconf.fullname" . }}
+{{- $host := include "hotconf.serviceHost" . }}
+{{- $hosts := list $fullname (printf "%s.%s" $fullname .Release.Namespace) $host (printf "%s.cluster.local" $host) }}
+{{- with .Values.webhook.url }}
+{{- $urlHost := (urlParse .).hostname }}
+{{- if not $urlHost }}
+{{- fail (printf "webhook.url %q has no host: give https://HOST:PORT/PATH" .) }}
+{{- end }}
+{{- if not (has $urlHost $hosts) }}
+{{- $hosts = append $hosts $urlHost }}
+{{- end }}
+{{- end }}
+{{- toJson $hosts }}
+{{- end }}
+
+{{/*
+hotconf.operatorManagesWebhookCertificate: "true" when the operator makes the webhook's
+certificate and sets the caBundle (the default), empty with cert-manager.
+*/}}
+{{- define "hotconf.operatorManagesWebhookCertificate" -}}
+{{- if not .Values.webhook.certManager.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+hotconf.rbac.ownSecretRules: in the release namespace only (a Role), what the operator does with
+its own two Secrets, which no template renders (they would change on every render):
+- secrets get on the signing key and the webhook certificate Secret only (resourceNames);
+- secrets create: to make them when missing. Kubernetes cannot restrict create by name (the
+  name is in the body, not the URL), so this is create of any Secret in this one namespace;
+- secrets update on the webhook certificate Secret only: reissued when the hosts change or it
+  nears its end (operator-managed certificate only; cert-manager writes it otherwise).
+No list, watch, patch or delete; nothing in any other namespace.
+*/}}
+{{- define "hotconf.rbac.ownSecretRules" -}}
+{{- $managed := include "hotconf.operatorManagesWebhookCertificate" . }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames:
+    - {{ include "hotconf.signingKeySecretName" . | quote }}
+    {{- if $managed }}
+    - {{ include "hotconf.webhookSecretName" . | quote }}
+    {{- end }}
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
+{{- if $managed }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "hotconf.webhookSecretName" . | quote }}]
+  verbs: ["update"]
+{{- end }}
+{{- end }}
+
+{{/*
+hotconf.rbac.webhookConfigurationRules: with the operator-managed certificate and the webhook
+enabled, get and patch on the release's one MutatingWebhookConfiguration (resourceNames), to
+keep its caBundle at the operator's CA. Cluster-scoped, so a ClusterRole even in namespaced mode.
+*/}}
+{{- define "hotconf.rbac.webhookConfigurationRules" -}}
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["mutatingwebhookconfigurations"]
+  resourceNames: [{{ include "hotconf.fullname" . | quote }}]
+  verbs: ["get", "patch"]
 {{- end }}
 
 {{/*
