@@ -21,8 +21,6 @@ from hotconf_e2e.chart import ChartRelease
 from hotconf_e2e.container import build_image, remove_test_containers
 from kube_control_plane import ControlPlane
 
-pytestmark = pytest.mark.e2e
-
 
 def require_podman() -> None:
     missing = [tool for tool in ("podman", "runc") if shutil.which(tool) is None]

@@ -14,7 +14,9 @@ import pytest
 from hotconf_e2e import sample, wait_for
 from hotconf_e2e.container import ContainerPod, OperatorContainer
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The first test to run pays the image build: about 2 minutes on a fresh machine (debootstrap
+# included), seconds once cached.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ import pytest
 from hotconf_e2e import REPO
 from hotconf_e2e.container import PODMAN, ULIMITS, chart_security_context, security_flags
 
-pytestmark = pytest.mark.e2e
+# The first test to run pays the image build: about 2 minutes on a fresh machine (debootstrap
+# included), seconds once cached.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 
 def run(image: str, *command: str, user: bool = True) -> subprocess.CompletedProcess[str]:
