@@ -4,11 +4,22 @@
 #
 #   docker build -t REGISTRY/hotconf:TAG .
 #
-# Stage 1 builds a virtual environment holding hotconf[operator,sidecar] at the exact versions of
-# requirements/ci.txt (the versions the test suite ran with); stage 2 is a clean slim Python with
-# only that venv copied in: no pip cache, no build backend, no compilers, no source tree.
+# Stage 1 builds a virtual environment holding hotconf[operator-runtime,sidecar] at the exact
+# versions of requirements/ci.txt (the versions the test suite ran with); stage 2 is the same
+# base with only that venv copied in: no pip, no build backend, no compilers, no source tree.
+# scripts/build-image builds it without a Docker engine (podman) and says what it needs.
 
-FROM python:3.11.14-slim-bookworm AS builder
+# The official Python slim image, pinned by the digest of its multi-architecture index so that a
+# rebuild gets the same bytes. Any image with python3 (3.11+) and its venv module works: the test
+# suite passes a Debian bookworm made with debootstrap here, since it cannot pull images.
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+
+# hadolint ignore=DL3006
+FROM ${BASE_IMAGE} AS builder
+
+# A CA bundle for pip, for a build behind a TLS-intercepting proxy: scripts/build-image passes
+# the machine's bundle (mounted read-only) as PIP_CERT. Unset, pip uses its own bundle.
+ARG PIP_CERT
 
 # PIP_CONSTRAINT also reaches pip's isolated build environment, so the build backend (hatchling)
 # is pinned by requirements/ci.txt too, not only the runtime dependencies.
@@ -25,16 +36,31 @@ COPY client client
 COPY operator operator
 COPY sidecar sidecar
 
-# A regular (non-editable) install: the venv holds its own copy of the three packages.
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -c requirements/ci.txt ".[operator,sidecar]"
+# A regular (non-editable) install: the venv holds its own copy of the four packages.
+# `operator-runtime`, not `operator`: the image has no use for the official Kubernetes client
+# that only the `kubectl hotconf` plugin needs (about 130 MB installed). pip and setuptools
+# leave the venv once it is installed: nothing installs at run time.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -c requirements/ci.txt ".[operator-runtime,sidecar]" \
+    && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
+    && rm -f /opt/venv/bin/activate* /opt/venv/bin/Activate.ps1
 
 
-FROM python:3.11.14-slim-bookworm
+# hadolint ignore=DL3006
+FROM ${BASE_IMAGE}
 
+# Open Containers labels; scripts/build-image fills in the build's own values.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="hotconf" \
       org.opencontainers.image.description="Configuration hot reload for services on Kubernetes: operator and sidecar" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}"
 
 # Same base image as the builder, so the venv's interpreter links stay valid.
 COPY --from=builder /opt/venv /opt/venv

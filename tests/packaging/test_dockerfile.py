@@ -1,7 +1,8 @@
-"""The Dockerfile passes hadolint with no finding at all, and keeps the image's promises: pinned
-slim Python bases, a pinned non-editable install of hotconf[operator,sidecar], only the venv in
-the final stage, a numeric non-root user, unbuffered output, no ENTRYPOINT; .dockerignore keeps
-the venv, tools and git history out of the build context."""
+"""The Dockerfile passes hadolint with no finding at all, and keeps the image's promises: a base
+that defaults to the official 3.11 slim Python pinned by digest, a pinned non-editable install of
+hotconf[operator-runtime,sidecar], only the venv in the final stage, a numeric non-root user,
+unbuffered output, no ENTRYPOINT, the OCI labels; .dockerignore keeps the venv, tools and git
+history out of the build context. tests/container builds the image and runs it."""
 
 from __future__ import annotations
 
@@ -78,19 +79,35 @@ def test_hadolint_does_report_a_bad_dockerfile(tmp_path: Path) -> None:
     assert {"DL3007", "DL3013", "DL3042"} <= codes
 
 
-def test_base_images_are_pinned_slim_python_311() -> None:
-    for stage in stages():
-        image = stage[0][1].split()[0]
-        name, _, tag = image.partition(":")
-        assert name == "python", image
-        assert re.fullmatch(r"3\.11(\.\d+)?-slim(-\w+)?", tag), f"{image}: not a pinned 3.11 slim"
+def build_args() -> dict[str, str]:
+    """The defaults of the ARGs declared before the first FROM."""
+    found = {}
+    for word, args in instructions():
+        if word == "FROM":
+            break
+        if word == "ARG":
+            name, _, default = args.partition("=")
+            found[name] = default
+    return found
+
+
+def test_base_image_defaults_to_slim_python_311_pinned_by_digest() -> None:
+    base = build_args()["BASE_IMAGE"]
+    image, _, digest = base.partition("@")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{base}: not pinned by digest"
+    name, _, tag = image.partition(":")
+    assert name == "python", base
+    assert re.fullmatch(r"3\.11(\.\d+)?-slim(-\w+)?", tag), f"{base}: not a pinned 3.11 slim"
+    # Builder and final stage on the same base: the venv's interpreter links stay valid.
+    assert [stage[0][1].split()[0] for stage in stages()] == ["${BASE_IMAGE}"] * 2
 
 
 def test_builder_installs_pinned_non_editable_extras() -> None:
     builder = stages()[0]
     runs = " ".join(args for word, args in builder if word == "RUN")
     assert "-c requirements/ci.txt" in runs
-    assert '".[operator,sidecar]"' in runs
+    assert '".[operator-runtime,sidecar]"' in runs
+    assert "pip uninstall --yes --quiet pip setuptools" in runs, "no installer in the image"
     assert " -e " not in runs and "--editable" not in runs
 
 
@@ -110,6 +127,9 @@ def test_final_stage_holds_only_the_venv_and_runs_unprivileged() -> None:
     assert gid.isdigit() and int(gid) != 0
     assert "ENTRYPOINT" not in words, "no ENTRYPOINT: the chart runs hotconf-sidecar as command"
     assert final[-1] == ("CMD", '["hotconf-operator"]')
+    labels = " ".join(args for word, args in final if word == "LABEL")
+    for label in ("source", "version", "revision", "created", "licenses"):
+        assert f"org.opencontainers.image.{label}=" in labels
 
 
 def test_dockerignore_admits_only_the_build_inputs() -> None:
@@ -120,7 +140,14 @@ def test_dockerignore_admits_only_the_build_inputs() -> None:
     ]
     assert lines[0] == "*", "start from nothing, then admit the build inputs"
     admitted = {line[1:] for line in lines if line.startswith("!")}
-    copied = {"pyproject.toml", "README.md", "requirements/ci.txt", "client", "operator", "sidecar"}
+    # What the builder COPYs from the context (every argument but the destination).
+    copied = {
+        source
+        for word, args in stages()[0]
+        if word == "COPY" and not args.startswith("--from")
+        for source in args.split()[:-1]
+    }
+    assert {"wire", "client", "operator", "sidecar"} <= copied
     assert admitted == copied
     for path in copied:
         assert (REPO / path).exists(), f"the Dockerfile copies {path}, which does not exist"
