@@ -13,6 +13,7 @@ import yaml
 
 # Kubernetes API types passed through as is: the API server validates them.
 PASS_THROUGH = {
+    "global",
     "webhook.namespaceSelector",
     "webhook.objectSelector",
     "podSecurityContext",
