@@ -20,6 +20,9 @@ PASS_THROUGH = {
     "securityContext",
     "affinity",
     "tolerations",
+    "extraEnv[].valueFrom",
+    "extraVolumes[]",
+    "topologySpreadConstraints[]",
 }
 MAPS = {
     "serviceAccount.annotations",
@@ -56,6 +59,9 @@ def walk(node: dict[str, Any], path: str = ""):
         ("ports.metrics=http", "/ports/metrics"),
         ("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0"),
         ("sidecar.resources.requests.gpu=1", "additional properties 'gpu' not allowed"),
+        ("image.digest=latest", "/image/digest"),
+        ("extraEnv[0].value=x", "missing property 'name'"),
+        ("extraVolumeMounts[0].name=x", "missing property 'mountPath'"),
     ],
 )
 def test_bad_values_fail_template_and_lint(chart, setting: str, complaint: str) -> None:

@@ -36,7 +36,14 @@ def operator_container(manifests) -> dict[str, Any]:
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container["env"]}
+    """The container's literal variables (extraEnv may add valueFrom ones: left out)."""
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
+
+
+def extra_env_names(chart, scenario: str) -> set[str]:
+    """Names the scenario adds with extraEnv: the user's, not the chart's contract."""
+    values = yaml.safe_load((chart.path / "ci" / scenario).read_text()) or {}
+    return {item["name"] for item in values.get("extraEnv", [])}
 
 
 def mounted_secret(manifests, path: str) -> tuple[str, set[str]]:
@@ -62,7 +69,9 @@ def test_operator_gets_the_contract_settings(chart, scenario: str) -> None:
     manifests = chart.scenario(scenario)
     container = operator_container(manifests)
     env = env_of(container)
-    unknown = set(env) - ENVIRONMENT
+    unknown = (
+        {item["name"] for item in container["env"]} - ENVIRONMENT - extra_env_names(chart, scenario)
+    )
     assert not unknown, f"hotconf-operator reads no {sorted(unknown)}"
     assert container["command"] == ["hotconf-operator"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -154,7 +163,8 @@ def test_namespaces_and_images_follow_values(chart) -> None:
     env = env_of(operator_container(chart.scenario("namespaced-values.yaml")))
     assert env["HOTCONF_NAMESPACES"] == "team-a,team-b"
     full = chart.scenario("full-values.yaml")
-    assert operator_container(full)["image"] == "registry.example.com/platform/hotconf:0.1.0-rc1"
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert operator_container(full)["image"] == f"registry.example.com/platform/hotconf@{digest}"
     env = env_of(operator_container(full))
     assert env["HOTCONF_SIDECAR_IMAGE"] == "registry.example.com/platform/hotconf:0.1.0-rc1-sidecar"
     assert json.loads(env["HOTCONF_SIDECAR_RESOURCES"]) == {
@@ -301,3 +311,42 @@ def test_notes_name_real_objects(chart, scenario: str) -> None:
         annotations = json.loads(patch)["spec"]["template"]["metadata"]["annotations"]
         assert annotations["hotconf.dev/configmaps"] == "my-config"
     assert "kubectl hotconf status" in notes
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_image_digest_pins_the_operator_and_the_default_sidecar(chart) -> None:
+    manifests = chart.render("--set", f"image.digest={DIGEST}", "--set", "image.tag=9.9")
+    pinned = f"hotconf@{DIGEST}"
+    assert operator_container(manifests)["image"] == pinned
+    assert env_of(operator_container(manifests))["HOTCONF_SIDECAR_IMAGE"] == pinned
+    test_pod = manifests.one("Pod")
+    assert test_pod["spec"]["containers"][0]["image"] == pinned
+    # A sidecar image of its own is another image: the operator's digest does not pin it.
+    own = chart.render("--set", f"image.digest={DIGEST}", "--set", "sidecar.image.tag=2.0")
+    assert env_of(operator_container(own))["HOTCONF_SIDECAR_IMAGE"] == "hotconf:2.0"
+
+
+def test_extra_env_volumes_and_spread_reach_the_operator_pod(chart) -> None:
+    full = chart.scenario("full-values.yaml")
+    pod = full.one("Deployment")["spec"]["template"]["spec"]
+    container = operator_container(full)
+    env = container["env"]
+    assert env[-2:] == [
+        {"name": "HOTCONF_PUSH_TIMEOUT", "value": "20"},
+        {"name": "HTTPS_PROXY", "valueFrom": {"configMapKeyRef": {
+            "name": "proxy-settings", "key": "https-proxy", "optional": True}}},
+    ]  # fmt: skip
+    # After the chart's own variables, so the last one wins and the operator accepts it.
+    assert parse_settings([], env_of(container)).push.timeout == 20.0
+    assert {"name": "corporate-ca", "mountPath": "/etc/ssl/corporate", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert {"name": "corporate-ca", "configMap": {"name": "corporate-ca", "optional": True}} in (
+        pod["volumes"]
+    )
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    default = chart.scenario("default-values.yaml").one("Deployment")["spec"]["template"]["spec"]
+    assert "topologySpreadConstraints" not in default
+    assert [v["name"] for v in default["volumes"]] == ["tmp"]
