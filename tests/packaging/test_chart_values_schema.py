@@ -18,6 +18,7 @@ PASS_THROUGH = {
     "webhook.objectSelector",
     "podSecurityContext",
     "securityContext",
+    "sidecar.securityContext",
     "affinity",
     "tolerations",
     "extraEnv[].valueFrom",

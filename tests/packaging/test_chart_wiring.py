@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hotconf_operator._injection import hardened_security_context
 from hotconf_operator._settings import ENVIRONMENT, parse_settings
 from hotconf_wire.envelope import DEFAULT_PORT
 
@@ -350,3 +351,16 @@ def test_extra_env_volumes_and_spread_reach_the_operator_pod(chart) -> None:
     default = chart.scenario("default-values.yaml").one("Deployment")["spec"]["template"]["spec"]
     assert "topologySpreadConstraints" not in default
     assert [v["name"] for v in default["volumes"]] == ["tmp"]
+
+
+def test_sidecar_security_context_reaches_the_injection_hardened_by_default(chart) -> None:
+    env = env_of(operator_container(chart.render()))
+    config = parse_settings([], env)
+    # The chart's default is exactly the injection's own hardened default.
+    assert config.sidecar.security_context == hardened_security_context(65532)
+    loosened = chart.render(
+        "--set", "sidecar.securityContext.runAsUser=null",
+        "--set", "sidecar.securityContext.runAsGroup=null",
+    )  # fmt: skip
+    own = parse_settings([], env_of(operator_container(loosened))).sidecar.security_context
+    assert own is not None and "runAsUser" not in own and own["runAsNonRoot"] is True
