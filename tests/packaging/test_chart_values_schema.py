@@ -24,10 +24,15 @@ PASS_THROUGH = {
     "extraEnv[].valueFrom",
     "extraVolumes[]",
     "topologySpreadConstraints[]",
+    "metrics.serviceMonitor.relabelings[]",
+    "metrics.serviceMonitor.metricRelabelings[]",
+    "metrics.podMonitor.relabelings[]",
+    "metrics.podMonitor.metricRelabelings[]",
 }
 MAPS = {
     "serviceAccount.annotations",
     "metrics.serviceMonitor.labels",
+    "metrics.podMonitor.labels",
     "podAnnotations",
     "podLabels",
     "nodeSelector",

@@ -24,7 +24,12 @@ from typing import Any
 import pytest
 import yaml
 
-from hotconf_operator._injection import hardened_security_context
+from hotconf_operator._injection import (
+    INJECT_ANNOTATION,
+    InjectionSettings,
+    hardened_security_context,
+    injected_copy,
+)
 from hotconf_operator._settings import ENVIRONMENT, parse_settings
 from hotconf_wire.envelope import DEFAULT_PORT
 
@@ -364,3 +369,41 @@ def test_sidecar_security_context_reaches_the_injection_hardened_by_default(char
     )  # fmt: skip
     own = parse_settings([], env_of(operator_container(loosened))).sidecar.security_context
     assert own is not None and "runAsUser" not in own and own["runAsNonRoot"] is True
+
+
+def test_service_monitor_passes_relabelings_through(chart) -> None:
+    (endpoint,) = chart.scenario("servicemonitor-values.yaml").one("ServiceMonitor")["spec"][
+        "endpoints"
+    ]
+    assert endpoint["relabelings"] == [
+        {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}
+    ]
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
+    (plain,) = chart.render("--set", "metrics.serviceMonitor.enabled=true").one("ServiceMonitor")[
+        "spec"
+    ]["endpoints"]
+    assert "relabelings" not in plain and "metricRelabelings" not in plain
+
+
+def test_pod_monitor_selects_what_the_webhook_injects(chart) -> None:
+    manifests = chart.scenario("servicemonitor-values.yaml")
+    monitor = manifests.one("PodMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    # The label and the port name the injection really adds, taken from the injection itself.
+    injected = injected_copy(
+        {"metadata": {"annotations": {INJECT_ANNOTATION: "true"}}, "spec": {"containers": []}},
+        InjectionSettings(image="hotconf:1", public_key_pem="PEM"),
+    )
+    labels = injected["metadata"]["labels"]
+    assert monitor["spec"]["selector"] == {"matchLabels": labels}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (sidecar,) = injected["spec"]["initContainers"]
+    assert endpoint["port"] in {p["name"] for p in sidecar["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["relabelings"][0]["targetLabel"] == "app_namespace"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    namespaced = chart.render(
+        "--set", "metrics.podMonitor.enabled=true", "--set", "watchNamespaces={team-a,team-b}"
+    ).one("PodMonitor")
+    assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    assert not chart.scenario("default-values.yaml").of_kind("PodMonitor")
