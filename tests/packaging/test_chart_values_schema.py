@@ -28,6 +28,9 @@ PASS_THROUGH = {
     "metrics.serviceMonitor.metricRelabelings[]",
     "metrics.podMonitor.relabelings[]",
     "metrics.podMonitor.metricRelabelings[]",
+    "networkPolicy.metricsFrom[]",
+    "networkPolicy.extraIngress[]",
+    "networkPolicy.extraEgress[]",
 }
 MAPS = {
     "serviceAccount.annotations",
