@@ -26,6 +26,7 @@ from hotconf._runners._base import EXIT_STUCK, ReloadEvent, RunnerOptions, Runne
 from hotconf._runners._process import ProcessRunner
 from hotconf._runners._repeat import arepeat, repeat
 from hotconf._runners._thread import ThreadRunner
+from hotconf_wire import __version__ as __version__
 
 __all__ = [
     "EXIT_STUCK",

@@ -64,6 +64,7 @@ def injection_settings(config: OperatorConfig, signer: Signer) -> InjectionSetti
         image=config.sidecar.image,
         public_key_pem=signer.public_pem().decode("ascii"),
         port=config.sidecar.port,
+        security_context=config.sidecar.security_context,
     )
     resources = config.sidecar.resources
     if resources is not None:

@@ -11,8 +11,11 @@ What a pod gets:
   and one private to the sidecar at ``/var/lib/hotconf`` for its last good configs;
 - ``HOTCONF_SOCKET`` in every application container;
 - ``hotconf.dev/port``: the sidecar's port (the pod's own choice, or ``--sidecar-port``);
+- the label ``hotconf.dev/injected: "true"`` (the annotation of the same name too), which a
+  PodMonitor selects to scrape the sidecars' ``/metrics`` (labels, not annotations, select);
 - the pod's identity through the Downward API and the operator's public key, for verification;
-- resource requests and a restricted security context.
+- resource requests and a restricted security context (``--sidecar-security-context``
+  replaces it, e.g. for a platform that assigns user ids itself).
 
 Injecting twice changes nothing; pods without the annotation are never touched.
 """
@@ -28,9 +31,11 @@ from hotconf_operator._index import PORT_ANNOTATION
 from hotconf_wire.envelope import DEFAULT_PORT
 
 __all__ = [
+    "INJECTED_LABEL",
     "INJECT_ANNOTATION",
     "SIDECAR_NAME",
     "InjectionSettings",
+    "hardened_security_context",
     "inject",
     "sidecar_container",
     "wants_injection",
@@ -38,6 +43,8 @@ __all__ = [
 
 INJECT_ANNOTATION: Final = "hotconf.dev/inject"
 INJECTED_ANNOTATION: Final = "hotconf.dev/injected"
+#: The same mark as a label, for selectors (the chart's PodMonitor).
+INJECTED_LABEL: Final = "hotconf.dev/injected"
 SIDECAR_NAME: Final = "hotconf-sidecar"
 SOCKET_VOLUME: Final = "hotconf-socket"
 STATE_VOLUME: Final = "hotconf-state"
@@ -62,6 +69,23 @@ class InjectionSettings:
     limits: dict[str, str] = field(default_factory=lambda: {"memory": "128Mi"})
     #: The sidecar's user; numeric so that ``runAsNonRoot`` can be checked by the kubelet.
     run_as_user: int = 65532
+    #: The sidecar container's whole ``securityContext``; None: :func:`hardened_security_context`
+    #: of ``run_as_user`` (the Kubernetes "restricted" profile).
+    security_context: dict[str, Any] | None = None
+
+
+def hardened_security_context(run_as_user: int) -> dict[str, Any]:
+    """The sidecar's default security context: non-root, read-only root, no privilege
+    escalation, no capabilities, the runtime's seccomp profile ("restricted")."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as_user,
+        "runAsGroup": run_as_user,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def wants_injection(pod: dict[str, Any]) -> bool:
@@ -115,15 +139,9 @@ def sidecar_container(settings: InjectionSettings, *, socket_mode: str = "0660")
             for part, quantities in (("requests", settings.requests), ("limits", settings.limits))
             if quantities
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": settings.run_as_user,
-            "runAsGroup": settings.run_as_user,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(settings.security_context)
+        if settings.security_context is not None
+        else hardened_security_context(settings.run_as_user),
         "volumeMounts": [
             {"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR},
             {"name": STATE_VOLUME, "mountPath": STATE_DIR},
@@ -193,6 +211,7 @@ def inject(
 
     annotations[PORT_ANNOTATION] = str(port)
     annotations[INJECTED_ANNOTATION] = "true"
+    metadata.setdefault("labels", {})[INJECTED_LABEL] = "true"
     return True
 
 

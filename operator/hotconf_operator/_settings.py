@@ -204,6 +204,15 @@ SIDECAR_PORT: Final = Setting(
     metavar="PORT",
     help="the injected sidecar's HTTP port unless a pod's hotconf.dev/port names one",
 )
+SIDECAR_SECURITY_CONTEXT: Final = Setting[dict[str, object] | None](
+    flag="--sidecar-security-context",
+    env="HOTCONF_SIDECAR_SECURITY_CONTEXT",
+    default=None,
+    parse=lambda raw: _json_object(raw),
+    metavar="JSON",
+    help="the injected sidecar's whole securityContext as JSON (replaces the default)",
+    shown_default="restricted: non-root 65532, read-only root, no capabilities",
+)
 STANDALONE: Final = Setting(
     flag="--standalone",
     env="HOTCONF_STANDALONE",
@@ -298,7 +307,12 @@ SETTINGS: Final = {
         WEBHOOK_CERT_DAYS,
         WEBHOOK_CONFIGURATION,
     ),
-    "injected sidecar": (SIDECAR_IMAGE, SIDECAR_RESOURCES, SIDECAR_PORT),
+    "injected sidecar": (
+        SIDECAR_IMAGE,
+        SIDECAR_RESOURCES,
+        SIDECAR_PORT,
+        SIDECAR_SECURITY_CONTEXT,
+    ),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
     "operation": (RECONCILE_INTERVAL, LOG_LEVEL),
@@ -318,6 +332,18 @@ _DESCRIPTION: Final = (
 def build_parser() -> argparse.ArgumentParser:
     """The ``hotconf-operator`` argument parser; each help names its default and variable."""
     return build_settings_parser(SETTINGS, prog=_PROG, description=_DESCRIPTION)
+
+
+def _json_object(raw: str) -> dict[str, object]:
+    """``HOTCONF_SIDECAR_SECURITY_CONTEXT``: a JSON object (the chart's toJson), passed to the
+    pod as is; the API server validates it when the pod is created."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError('must be a JSON object, e.g. {"runAsNonRoot": true}')
+    return value
 
 
 def _resources(raw: str) -> dict[str, dict[str, str]]:
@@ -423,6 +449,8 @@ class SidecarConfig:
     resources: dict[str, dict[str, str]] | None = SIDECAR_RESOURCES.default
     #: The injected sidecar's HTTP port, unless the pod's ``hotconf.dev/port`` names another.
     port: int = SIDECAR_PORT.default
+    #: The sidecar container's whole securityContext; None keeps the injection's hardened one.
+    security_context: dict[str, object] | None = SIDECAR_SECURITY_CONTEXT.default
 
 
 @dataclass(frozen=True)
@@ -509,6 +537,7 @@ def parse_settings(
             image=values[SIDECAR_IMAGE],
             resources=values[SIDECAR_RESOURCES],
             port=values[SIDECAR_PORT],
+            security_context=values[SIDECAR_SECURITY_CONTEXT],
         ),
         reconcile_interval=values[RECONCILE_INTERVAL],
         log_level=values[LOG_LEVEL],

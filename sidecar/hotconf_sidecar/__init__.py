@@ -2,6 +2,9 @@
 
 Its only public surface is the console script ``hotconf-sidecar``
 (:func:`hotconf_sidecar.__main__.main`); every module here is private.
+``__version__`` is hotconf's one version (``hotconf_wire.__version__``).
 """
+
+from hotconf_wire import __version__ as __version__
 
 __all__: list[str] = []

@@ -14,8 +14,10 @@ import jsonpatch
 import pytest
 
 from hotconf_operator._injection import (
+    INJECTED_LABEL,
     SIDECAR_NAME,
     InjectionSettings,
+    hardened_security_context,
     inject,
     injected_copy,
     wants_injection,
@@ -129,3 +131,21 @@ def test_a_malformed_port_falls_back_to_the_default_with_a_warning(raw: str) -> 
     assert listening_port(result) == {DEFAULT_PORT}
     [warning] = warnings
     assert "hotconf.dev/port" in warning and repr(raw) in warning and str(DEFAULT_PORT) in warning
+
+
+def test_the_sidecar_is_hardened_unless_a_security_context_is_given() -> None:
+    [sidecar] = injected_copy(pod(ANNOTATED), SETTINGS)["spec"]["initContainers"]
+    assert sidecar["securityContext"] == hardened_security_context(65532)
+    assert sidecar["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    own = {"runAsNonRoot": True, "allowPrivilegeEscalation": False}
+    settings = dataclasses.replace(SETTINGS, security_context=own)
+    [sidecar] = injected_copy(pod(ANNOTATED), settings)["spec"]["initContainers"]
+    assert sidecar["securityContext"] == own
+    sidecar["securityContext"]["runAsUser"] = 0  # each pod gets its own copy
+    assert settings.security_context == own
+
+
+def test_injected_pods_carry_a_label_a_pod_monitor_can_select() -> None:
+    result = injected_copy(pod(ANNOTATED), SETTINGS)
+    assert result["metadata"]["labels"] == {INJECTED_LABEL: "true"}
+    assert "labels" not in injected_copy(pod({}), SETTINGS)["metadata"]

@@ -85,3 +85,17 @@ def test_bad_sidecar_resources_are_refused(raw: str) -> None:
     env = {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_SIDECAR_RESOURCES": raw}
     with pytest.raises(SettingsError, match="HOTCONF_SIDECAR_RESOURCES"):
         parse_settings([], env)
+
+
+def test_sidecar_security_context_is_a_json_object_or_the_hardened_default() -> None:
+    base = {"HOTCONF_SIGNING_KEY_FILE": "/k"}
+    assert parse_settings([], base).sidecar.security_context is None
+    given = '{"runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}}'
+    config = parse_settings([], {**base, "HOTCONF_SIDECAR_SECURITY_CONTEXT": given})
+    assert config.sidecar.security_context == {
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    for raw in ("not json", "[]", '"restricted"'):
+        with pytest.raises(SettingsError, match="HOTCONF_SIDECAR_SECURITY_CONTEXT"):
+            parse_settings([], {**base, "HOTCONF_SIDECAR_SECURITY_CONTEXT": raw})

@@ -49,7 +49,8 @@ def render_ha(chart, scenario: str, *extra: str):
 
 def operator_env(manifests) -> dict[str, str]:
     container = manifests.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    return {item["name"]: item["value"] for item in container["env"]}
+    # Literal values only: a scenario's extraEnv may add valueFrom ones.
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
 
 
 def peering_rules(manifests) -> list[tuple[str, str | None, dict[str, Any]]]:

@@ -33,7 +33,8 @@ PLURALS = {"Secret": "secrets", "ServiceAccount": "serviceaccounts", "Service": 
            "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
            "PodDisruptionBudget": "poddisruptionbudgets",
            "ClusterKopfPeering": "clusterkopfpeerings", "KopfPeering": "kopfpeerings",
-           "Pod": "pods", "ConfigMap": "configmaps"}  # fmt: skip
+           "Pod": "pods", "ConfigMap": "configmaps",
+           "NetworkPolicy": "networkpolicies"}  # fmt: skip
 
 
 def path_of(doc: dict[str, Any], release_namespace: str) -> str:

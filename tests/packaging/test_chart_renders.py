@@ -17,6 +17,7 @@ from packaging.version import Version
 # Custom resources of other projects: kubernetes-validate has no schema for them.
 FOREIGN_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
     ("cert-manager.io/v1", "Certificate"),
     ("cert-manager.io/v1", "Issuer"),
 }

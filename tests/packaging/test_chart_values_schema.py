@@ -13,16 +13,29 @@ import yaml
 
 # Kubernetes API types passed through as is: the API server validates them.
 PASS_THROUGH = {
+    "global",
     "webhook.namespaceSelector",
     "webhook.objectSelector",
     "podSecurityContext",
     "securityContext",
+    "sidecar.securityContext",
     "affinity",
     "tolerations",
+    "extraEnv[].valueFrom",
+    "extraVolumes[]",
+    "topologySpreadConstraints[]",
+    "metrics.serviceMonitor.relabelings[]",
+    "metrics.serviceMonitor.metricRelabelings[]",
+    "metrics.podMonitor.relabelings[]",
+    "metrics.podMonitor.metricRelabelings[]",
+    "networkPolicy.metricsFrom[]",
+    "networkPolicy.extraIngress[]",
+    "networkPolicy.extraEgress[]",
 }
 MAPS = {
     "serviceAccount.annotations",
     "metrics.serviceMonitor.labels",
+    "metrics.podMonitor.labels",
     "podAnnotations",
     "podLabels",
     "nodeSelector",
@@ -55,6 +68,9 @@ def walk(node: dict[str, Any], path: str = ""):
         ("ports.metrics=http", "/ports/metrics"),
         ("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0"),
         ("sidecar.resources.requests.gpu=1", "additional properties 'gpu' not allowed"),
+        ("image.digest=latest", "/image/digest"),
+        ("extraEnv[0].value=x", "missing property 'name'"),
+        ("extraVolumeMounts[0].name=x", "missing property 'mountPath'"),
     ],
 )
 def test_bad_values_fail_template_and_lint(chart, setting: str, complaint: str) -> None:

@@ -24,6 +24,12 @@ from typing import Any
 import pytest
 import yaml
 
+from hotconf_operator._injection import (
+    INJECT_ANNOTATION,
+    InjectionSettings,
+    hardened_security_context,
+    injected_copy,
+)
 from hotconf_operator._settings import ENVIRONMENT, parse_settings
 from hotconf_wire.envelope import DEFAULT_PORT
 
@@ -36,7 +42,14 @@ def operator_container(manifests) -> dict[str, Any]:
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container["env"]}
+    """The container's literal variables (extraEnv may add valueFrom ones: left out)."""
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
+
+
+def extra_env_names(chart, scenario: str) -> set[str]:
+    """Names the scenario adds with extraEnv: the user's, not the chart's contract."""
+    values = yaml.safe_load((chart.path / "ci" / scenario).read_text()) or {}
+    return {item["name"] for item in values.get("extraEnv", [])}
 
 
 def mounted_secret(manifests, path: str) -> tuple[str, set[str]]:
@@ -62,7 +75,9 @@ def test_operator_gets_the_contract_settings(chart, scenario: str) -> None:
     manifests = chart.scenario(scenario)
     container = operator_container(manifests)
     env = env_of(container)
-    unknown = set(env) - ENVIRONMENT
+    unknown = (
+        {item["name"] for item in container["env"]} - ENVIRONMENT - extra_env_names(chart, scenario)
+    )
     assert not unknown, f"hotconf-operator reads no {sorted(unknown)}"
     assert container["command"] == ["hotconf-operator"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -154,7 +169,8 @@ def test_namespaces_and_images_follow_values(chart) -> None:
     env = env_of(operator_container(chart.scenario("namespaced-values.yaml")))
     assert env["HOTCONF_NAMESPACES"] == "team-a,team-b"
     full = chart.scenario("full-values.yaml")
-    assert operator_container(full)["image"] == "registry.example.com/platform/hotconf:0.1.0-rc1"
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert operator_container(full)["image"] == f"registry.example.com/platform/hotconf@{digest}"
     env = env_of(operator_container(full))
     assert env["HOTCONF_SIDECAR_IMAGE"] == "registry.example.com/platform/hotconf:0.1.0-rc1-sidecar"
     assert json.loads(env["HOTCONF_SIDECAR_RESOURCES"]) == {
@@ -301,3 +317,93 @@ def test_notes_name_real_objects(chart, scenario: str) -> None:
         annotations = json.loads(patch)["spec"]["template"]["metadata"]["annotations"]
         assert annotations["hotconf.dev/configmaps"] == "my-config"
     assert "kubectl hotconf status" in notes
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_image_digest_pins_the_operator_and_the_default_sidecar(chart) -> None:
+    manifests = chart.render("--set", f"image.digest={DIGEST}", "--set", "image.tag=9.9")
+    pinned = f"hotconf@{DIGEST}"
+    assert operator_container(manifests)["image"] == pinned
+    assert env_of(operator_container(manifests))["HOTCONF_SIDECAR_IMAGE"] == pinned
+    test_pod = manifests.one("Pod")
+    assert test_pod["spec"]["containers"][0]["image"] == pinned
+    # A sidecar image of its own is another image: the operator's digest does not pin it.
+    own = chart.render("--set", f"image.digest={DIGEST}", "--set", "sidecar.image.tag=2.0")
+    assert env_of(operator_container(own))["HOTCONF_SIDECAR_IMAGE"] == "hotconf:2.0"
+
+
+def test_extra_env_volumes_and_spread_reach_the_operator_pod(chart) -> None:
+    full = chart.scenario("full-values.yaml")
+    pod = full.one("Deployment")["spec"]["template"]["spec"]
+    container = operator_container(full)
+    env = container["env"]
+    assert env[-2:] == [
+        {"name": "HOTCONF_PUSH_TIMEOUT", "value": "20"},
+        {"name": "HTTPS_PROXY", "valueFrom": {"configMapKeyRef": {
+            "name": "proxy-settings", "key": "https-proxy", "optional": True}}},
+    ]  # fmt: skip
+    # After the chart's own variables, so the last one wins and the operator accepts it.
+    assert parse_settings([], env_of(container)).push.timeout == 20.0
+    assert {"name": "corporate-ca", "mountPath": "/etc/ssl/corporate", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert {"name": "corporate-ca", "configMap": {"name": "corporate-ca", "optional": True}} in (
+        pod["volumes"]
+    )
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    default = chart.scenario("default-values.yaml").one("Deployment")["spec"]["template"]["spec"]
+    assert "topologySpreadConstraints" not in default
+    assert [v["name"] for v in default["volumes"]] == ["tmp"]
+
+
+def test_sidecar_security_context_reaches_the_injection_hardened_by_default(chart) -> None:
+    env = env_of(operator_container(chart.render()))
+    config = parse_settings([], env)
+    # The chart's default is exactly the injection's own hardened default.
+    assert config.sidecar.security_context == hardened_security_context(65532)
+    loosened = chart.render(
+        "--set", "sidecar.securityContext.runAsUser=null",
+        "--set", "sidecar.securityContext.runAsGroup=null",
+    )  # fmt: skip
+    own = parse_settings([], env_of(operator_container(loosened))).sidecar.security_context
+    assert own is not None and "runAsUser" not in own and own["runAsNonRoot"] is True
+
+
+def test_service_monitor_passes_relabelings_through(chart) -> None:
+    (endpoint,) = chart.scenario("servicemonitor-values.yaml").one("ServiceMonitor")["spec"][
+        "endpoints"
+    ]
+    assert endpoint["relabelings"] == [
+        {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}
+    ]
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
+    (plain,) = chart.render("--set", "metrics.serviceMonitor.enabled=true").one("ServiceMonitor")[
+        "spec"
+    ]["endpoints"]
+    assert "relabelings" not in plain and "metricRelabelings" not in plain
+
+
+def test_pod_monitor_selects_what_the_webhook_injects(chart) -> None:
+    manifests = chart.scenario("servicemonitor-values.yaml")
+    monitor = manifests.one("PodMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    # The label and the port name the injection really adds, taken from the injection itself.
+    injected = injected_copy(
+        {"metadata": {"annotations": {INJECT_ANNOTATION: "true"}}, "spec": {"containers": []}},
+        InjectionSettings(image="hotconf:1", public_key_pem="PEM"),
+    )
+    labels = injected["metadata"]["labels"]
+    assert monitor["spec"]["selector"] == {"matchLabels": labels}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (sidecar,) = injected["spec"]["initContainers"]
+    assert endpoint["port"] in {p["name"] for p in sidecar["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["relabelings"][0]["targetLabel"] == "app_namespace"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    namespaced = chart.render(
+        "--set", "metrics.podMonitor.enabled=true", "--set", "watchNamespaces={team-a,team-b}"
+    ).one("PodMonitor")
+    assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    assert not chart.scenario("default-values.yaml").of_kind("PodMonitor")

@@ -15,6 +15,18 @@ or any package outside the standard library (checked by ``.importlinter``).
 =======================  ========================================================================
 
 Specified in ``docs/protocol.md``.
+
+``__version__`` is the installed distribution's version, read from its metadata: ``version`` in
+pyproject.toml is the one place it is written. Every part re-exports this one (the sidecar may
+not import ``hotconf``), and a test checks the chart's ``appVersion`` against it.
 """
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
+try:
+    __version__ = _distribution_version("hotconf")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__: list[str] = []

@@ -91,20 +91,31 @@ hotconf.serviceAccountName: the operator's ServiceAccount, created by the chart 
 {{- end }}
 
 {{/*
-hotconf.image: the operator image reference; the tag defaults to the chart's appVersion.
+hotconf.image: the operator image reference: "repository@digest" when image.digest is set (the
+tag is then ignored: a digest names the bytes), else "repository:tag", the tag defaulting to the
+chart's appVersion.
 */}}
 {{- define "hotconf.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
 {{- end }}
 
 {{/*
 hotconf.sidecarImage: the image the webhook injects as the sidecar; defaults to the operator's
-image (one image holds both programs).
+image (one image holds both programs), digest included. A sidecar.image.repository or tag of its
+own names another image, so image.digest, which is the operator image's, no longer applies.
 */}}
 {{- define "hotconf.sidecarImage" -}}
+{{- if or .Values.sidecar.image.repository .Values.sidecar.image.tag }}
 {{- $repository := .Values.sidecar.image.repository | default .Values.image.repository }}
 {{- $tag := .Values.sidecar.image.tag | default .Values.image.tag | default .Chart.AppVersion }}
 {{- printf "%s:%s" $repository $tag }}
+{{- else }}
+{{- include "hotconf.image" . }}
+{{- end }}
 {{- end }}
 
 {{/*
