@@ -70,3 +70,21 @@ def test_wrong_keys_are_refused() -> None:
         Signer.from_pem(rsa, source="rsa.pem")
     with pytest.raises(SigningKeyError, match="openssl genpkey"):
         Signer.from_pem(b"garbage", source="garbage.pem")
+
+
+def test_a_next_key_is_announced_but_the_current_key_signs() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from hotconf_wire.envelope import key_id, signature_key_id
+
+    current, upcoming = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    signer = Signer(current, next_keys=(upcoming.public_key(),))
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    expected = (current.public_key().public_bytes(*raw), upcoming.public_key().public_bytes(*raw))
+    snap = ConfigSnapshot("default", "app", compute_revision({"a": "1"}, {}), {"a": "1"})
+    signed = signer.sign_push(PodRef("default", "web-0", "uid"), snap)
+    assert decode_payload(signed.body).trust == expected
+    assert signature_key_id(signed.signature) == key_id(expected[0])
+    current.public_key().verify(decode_signature(signed.signature), signed.body)
+    assert signer.trust_ids == {key_id(k) for k in expected}
+    assert signer.trusted_pem().count(b"BEGIN PUBLIC KEY") == 2
