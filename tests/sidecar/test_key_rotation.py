@@ -6,6 +6,7 @@ refused with nothing changed; once trust has moved to the new key, the old key i
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from sidecar_harness import SidecarProcess, Signer
 
@@ -104,3 +105,17 @@ def test_a_set_without_the_signing_key_or_malformed_is_refused_and_nothing_chang
     [held] = state["configmaps"]
     assert (held["revision"], held["sequence"]) == (applied["revision"], applied["sequence"])
     assert not (sidecar.state_dir / "trust.json").exists()
+
+
+def test_several_injected_keys_are_all_trusted(tmp_path: Path, signer: Signer) -> None:
+    """A pod admitted during a rotation gets every announced key in HOTCONF_OPERATOR_PUBLIC_KEY."""
+    new = Signer()
+    env = {"HOTCONF_OPERATOR_PUBLIC_KEY": signer.public_pem + new.public_pem}
+    sidecar = SidecarProcess(tmp_path, signer, env=env).start()
+    try:
+        assert trusted(sidecar) == ids(signer, new)
+        assert sidecar.push(new.body({"k": "1"}, sequence=time.time_ns())).status == 200
+        assert sidecar.stop() == 0
+    finally:
+        if sidecar.proc is not None and sidecar.proc.poll() is None:
+            sidecar.kill()
