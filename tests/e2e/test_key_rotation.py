@@ -12,8 +12,9 @@ with the old key is refused.
 
 from __future__ import annotations
 
-import base64
 import json
+import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from hotconf_e2e import configmap_manifest, kubectl, make_key, pods, sample, wait_for
+from hotconf_e2e import KUBECTL, configmap_manifest, kubectl, make_key, pods, sample, wait_for
 
 from hotconf.testing import snapshot
 from hotconf_operator._signing import Signer
@@ -33,6 +34,47 @@ pytestmark = pytest.mark.e2e
 
 PODS = 3
 NAME = "hotconf-signing"
+
+# The commands of docs/operator.md ("Rotating the signing key"), run verbatim by bash.
+ADD_NEXT = """\
+openssl genpkey -algorithm ed25519 -out next.pem
+kubectl -n "$NS" patch secret "$SECRET" --type merge \\
+  -p "{\\"data\\":{\\"next.pem\\":\\"$(base64 -w0 next.pem)\\"}}"
+rm next.pem
+"""
+PROMOTE_NEXT = """\
+kubectl -n "$NS" get secret "$SECRET" -o jsonpath='{.data.next\\.pem}' | base64 -d > next.pem
+kubectl -n "$NS" create secret generic "$SECRET" --from-file=private.pem=next.pem \\
+  --dry-run=client -o yaml | kubectl -n "$NS" replace -f -
+rm next.pem
+"""
+KEY_ID = """\
+kubectl -n "$NS" get secret "$SECRET" -o jsonpath='{.data.next\\.pem}' | base64 -d \\
+  | openssl pkey -pubout -outform DER | tail -c 32 | sha256sum | cut -c1-16
+"""
+
+
+def run_documented(script: str, *, cluster: Any, workdir: Path) -> str:
+    """Run a documented command block with bash, kubectl on PATH, the test's namespace."""
+    doc = (Path(__file__).parents[2] / "docs" / "operator.md").read_text()
+    assert script in doc, f"docs/operator.md no longer shows:\n{script}"
+    bindir = workdir / "bin"
+    bindir.mkdir(exist_ok=True)
+    if not (bindir / "kubectl").exists():
+        (bindir / "kubectl").symlink_to(KUBECTL)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "NS": cluster.namespace,
+        "SECRET": NAME,
+    }
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{script} failed: {done.stderr}{done.stdout}"
+    return done.stdout
 
 
 def grant_secret_rights(cluster: Any) -> None:
@@ -75,16 +117,12 @@ def bad_signatures(ps: list[Any]) -> float:
     return total
 
 
-def b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
 def test_rotation_keeps_every_pod_applying_and_then_refuses_the_old_key(
     cluster: Any, tmp_path: Path
 ) -> None:
     grant_secret_rights(cluster)
-    old_pem, new_pem = make_key(tmp_path / "old.pem"), make_key(tmp_path / "new.pem")
-    old, new = raw_id(old_pem), raw_id(new_pem)
+    old_pem = make_key(tmp_path / "old.pem")
+    old = raw_id(old_pem)
     kube = cluster.kubeconfig
     kubectl(
         kube, "create", "secret", "generic", NAME, f"--from-file=private.pem={tmp_path}/old.pem"
@@ -102,8 +140,9 @@ def test_rotation_keeps_every_pod_applying_and_then_refuses_the_old_key(
             pids = [p.sidecar.pid if p.sidecar else None for p in ps]
 
             # Step 1: next.pem joins the Secret; the operator restarts and announces both keys.
-            patch = {"data": {"next.pem": b64(tmp_path / "new.pem")}}
-            kubectl(kube, "patch", "secret", NAME, "--type", "merge", "-p", json.dumps(patch))
+            run_documented(ADD_NEXT, cluster=cluster, workdir=tmp_path)
+            new = run_documented(KEY_ID, cluster=cluster, workdir=tmp_path).strip()
+            assert len(new) == 16 and new != old
             assert op.stop() == 0, op.logs()[-3000:]
             op = cluster.operator(key_file=None, key_secret=secret)
             # No config change: the sweep alone carries the new trust to every pod.
@@ -121,11 +160,11 @@ def test_rotation_keeps_every_pod_applying_and_then_refuses_the_old_key(
             )
 
             # Step 3: next.pem becomes private.pem, the old key is dropped; restart again.
-            ops = [
-                {"op": "replace", "path": "/data/private.pem", "value": b64(tmp_path / "new.pem")},
-                {"op": "remove", "path": "/data/next.pem"},
-            ]
-            kubectl(kube, "patch", "secret", NAME, "--type", "json", "-p", json.dumps(ops))
+            run_documented(PROMOTE_NEXT, cluster=cluster, workdir=tmp_path)
+            data = cluster.api.request(
+                "GET", f"/api/v1/namespaces/{cluster.namespace}/secrets/{NAME}"
+            )["data"]
+            assert set(data) == {"private.pem"}
             assert op.stop() == 0, op.logs()[-3000:]
             op = cluster.operator(key_file=None, key_secret=secret)
             wait_for("every pod trusts only the new key", lambda: trusted(ps) == [[new]] * PODS)
