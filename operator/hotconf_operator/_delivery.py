@@ -13,7 +13,8 @@ Key rotation: a pod whose state reports trusting other keys than the signer anno
 (``PodState.trusted``) is pushed the revision it holds anyway; the sidecar answers
 ``unchanged`` and adopts the announced keys, so a reconcile sweep carries a new key to every
 pod without a config change. The deliverer remembers which pods trust exactly the announced
-keys for ``hotconf_operator_pods_trusting_keys``; ``_reconcile`` tells it of pods gone.
+keys, from each state read (every sweep), for ``hotconf_operator_pods_trusting_keys``;
+``_reconcile`` tells it of pods gone.
 
 It talks to the sidecars through :class:`SidecarApi`, which ``_pusher.Pusher`` implements over
 HTTP and unit tests implement with canned answers.
@@ -71,8 +72,12 @@ class Deliverer:
 
     def _trusts(self, pod: PodTarget, trusted: tuple[str, ...] | None) -> bool:
         """Record what the pod reports trusting; whether it is what the signer announces (a
-        sidecar that reports nothing predates rotation: it is left alone)."""
-        if trusted is None or frozenset(trusted) == self._signer.trust_ids:
+        sidecar that reports nothing predates rotation: nothing to push, and it does not count
+        as trusting the announced keys)."""
+        if trusted is None:
+            self._trusting.discard(pod.uid)
+            return True
+        if frozenset(trusted) == self._signer.trust_ids:
             self._trusting.add(pod.uid)
             return True
         self._trusting.discard(pod.uid)
@@ -126,7 +131,6 @@ class Deliverer:
                 return self._outcome(pod, snapshot, Verdict.PENDING, f"sidecar: {exc}")
             # Someone (another replica, or an earlier attempt) got there first: ask.
             return await self.deliver(pod, snapshot, check_first=True)
-        self._trusting.add(pod.uid)  # it accepted a push announcing them
         verdict, message = verdict_of_clients(answer.clients)
         if verdict is Verdict.APPLIED and answer.status == "unchanged":
             self._count("unchanged")

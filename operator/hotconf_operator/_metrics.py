@@ -65,9 +65,9 @@ class Metrics:
         )
         self.pods_trusting_keys = Gauge(
             "hotconf_operator_pods_trusting_keys",
-            "Pods whose sidecar trusts exactly the signing keys this operator announces (their "
-            "state or a push accepted said so); during a key rotation, compare with the sum of "
-            "hotconf_operator_pods.",
+            "Pods whose sidecar trusts exactly the signing keys this operator announces, as "
+            "their state said at the last reconcile sweep; during a key rotation, compare with "
+            "the sum of hotconf_operator_pods.",
             registry=self.registry,
         )
         self.pods_missing_sidecar = Gauge(

@@ -10,6 +10,7 @@ non-Ed25519 or garbage keys are refused with a message saying how to make one.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -88,3 +89,18 @@ def test_a_next_key_is_announced_but_the_current_key_signs() -> None:
     current.public_key().verify(decode_signature(signed.signature), signed.body)
     assert signer.trust_ids == {key_id(k) for k in expected}
     assert signer.trusted_pem().count(b"BEGIN PUBLIC KEY") == 2
+
+
+async def test_next_pem_beside_the_key_file_is_announced(tmp_path: Path) -> None:
+    from hotconf_operator._settings import SigningConfig
+    from hotconf_operator._signing import load_signer
+
+    current, upcoming = Signer.generate(), Signer.generate()
+    (tmp_path / "private.pem").write_bytes(current.private_pem())
+    config = SigningConfig(key_file=tmp_path / "private.pem", key_secret=None)
+    alone = await load_signer(config, api=None, ttl=60)
+    assert alone.trust_ids == {alone.key_id}
+    (tmp_path / "next.pem").write_bytes(upcoming.private_pem())
+    both = await load_signer(config, api=None, ttl=60)
+    assert both.key_id == alone.key_id
+    assert both.trust_ids == {alone.key_id, upcoming.key_id}
