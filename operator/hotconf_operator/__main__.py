@@ -62,7 +62,7 @@ def injection_settings(config: OperatorConfig, signer: Signer) -> InjectionSetti
         return None
     settings = InjectionSettings(
         image=config.sidecar.image,
-        public_key_pem=signer.public_pem().decode("ascii"),
+        public_key_pem=signer.trusted_pem().decode("ascii"),
         port=config.sidecar.port,
         security_context=config.sidecar.security_context,
     )

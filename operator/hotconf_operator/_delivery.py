@@ -9,12 +9,20 @@ the sidecar refused the envelope, ``pending`` when the pod did not answer or a c
 A push refused as ``stale`` or ``replayed`` (someone got there first) is followed by a state
 read. It also counts pushes by outcome for the metrics.
 
+Key rotation: a pod whose state reports trusting other keys than the signer announces
+(``PodState.trusted``) is pushed the revision it holds anyway; the sidecar answers
+``unchanged`` and adopts the announced keys, so a reconcile sweep carries a new key to every
+pod without a config change. The deliverer remembers which pods trust exactly the announced
+keys, from each state read (every sweep), for ``hotconf_operator_pods_trusting_keys``;
+``_reconcile`` tells it of pods gone.
+
 It talks to the sidecars through :class:`SidecarApi`, which ``_pusher.Pusher`` implements over
 HTTP and unit tests implement with canned answers.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from prometheus_client import Counter
@@ -28,6 +36,8 @@ from hotconf_wire.answers import HeldConfig, PodState, PushAnswer
 from hotconf_wire.protocol import ConfigSnapshot
 
 __all__ = ["Deliverer", "SidecarApi"]
+
+logger = logging.getLogger("hotconf_operator.delivery")
 
 #: Refusal reasons that mean "this pod already has it, or something newer": ask, do not reject.
 _ASK_AGAIN = ("stale", "replayed")
@@ -53,6 +63,32 @@ class Deliverer:
         self._signer = signer
         self._metrics = metrics
         self._counters: dict[str, Counter] = {}  # outcome -> its child of the pushes counter
+        self._trusting: set[str] = set()  # uids of pods known to trust exactly the announced keys
+        metrics.pods_trusting_keys.set_function(lambda: len(self._trusting))
+
+    def forget(self, uid: str) -> None:
+        """The pod is gone: it no longer counts as trusting the announced keys."""
+        self._trusting.discard(uid)
+
+    def _trusts(self, pod: PodTarget, trusted: tuple[str, ...] | None) -> bool:
+        """Record what the pod reports trusting; whether it is what the signer announces (a
+        sidecar that reports nothing predates rotation: nothing to push, and it does not count
+        as trusting the announced keys)."""
+        if trusted is None:
+            self._trusting.discard(pod.uid)
+            return True
+        if frozenset(trusted) == self._signer.trust_ids:
+            self._trusting.add(pod.uid)
+            return True
+        self._trusting.discard(pod.uid)
+        logger.info(
+            "pod %s/%s trusts key(s) %s; announcing %s",
+            pod.namespace,
+            pod.name,
+            " ".join(sorted(trusted)),
+            " ".join(sorted(self._signer.trust_ids)),
+        )
+        return False
 
     def _count(self, outcome: str) -> None:
         counter = self._counters.get(outcome)
@@ -72,11 +108,13 @@ class Deliverer:
     ) -> PodOutcome:
         if check_first:
             try:
-                entry = await self.held(pod, snapshot)
+                state = await self._pusher.state(pod)
             except PushFailed as exc:
                 self._count("unreachable")
                 return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
-            if entry is not None and entry.revision == snapshot.revision:
+            entry = state.held(snapshot.ref)
+            trusts = self._trusts(pod, state.trusted)
+            if entry is not None and entry.revision == snapshot.revision and trusts:
                 verdict, message = verdict_of_clients(entry.clients)
                 return self._outcome(pod, snapshot, verdict, message)
         signed = self._signer.sign_push(pod.ref, snapshot)

@@ -63,6 +63,13 @@ class Metrics:
             "operator start).",
             registry=self.registry,
         )
+        self.pods_trusting_keys = Gauge(
+            "hotconf_operator_pods_trusting_keys",
+            "Pods whose sidecar trusts exactly the signing keys this operator announces, as "
+            "their state said at the last reconcile sweep; during a key rotation, compare with "
+            "the sum of hotconf_operator_pods.",
+            registry=self.registry,
+        )
         self.pods_missing_sidecar = Gauge(
             "hotconf_operator_pods_missing_sidecar",
             "Pods annotated hotconf.dev/inject=true that exist now without the sidecar.",

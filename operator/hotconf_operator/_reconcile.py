@@ -4,8 +4,9 @@ Two callers. ``_handlers`` calls :meth:`Reconciler.pod_ready` when a subscribed 
 Running with an IP (a new pod, or one whose IP changed); a background loop started by
 ``_handlers`` on start-up calls :meth:`Reconciler.sweep` every ``reconcile_interval`` seconds,
 which catches sidecars that restarted and pods that were unreachable during a rollout. Both ask
-the sidecar (``GET /v2/state``) first and push only where it holds another revision, so a sweep
-over healthy pods pushes nothing and restarts no application.
+the sidecar (``GET /v2/state``) first and push only where it holds another revision or trusts
+other keys than the operator announces (a key rotation: an ``unchanged`` push), so a sweep over
+healthy pods pushes nothing and restarts no application.
 
 The reconciler holds no ConfigMap state: it asks ``_rollout.RolloutManager`` what each pod
 should get (a frozen ``_decide.PodPlan``) and which ConfigMaps are settled, delivers with the
@@ -94,6 +95,7 @@ class Reconciler:
         """Called for each event of a subscribed pod; reconciles it when it (re)appears ready."""
         if target is None:
             self._seen.pop(uid, None)
+            self._deliverer.forget(uid)
             return
         address = (target.ip, target.port)
         if self._seen.get(uid) == address:
@@ -108,6 +110,7 @@ class Reconciler:
 
     def pod_gone(self, uid: str) -> None:
         self._seen.pop(uid, None)
+        self._deliverer.forget(uid)
 
     async def pod_ready(self, target: PodTarget, refs: list[ConfigMapRef]) -> None:
         for ref in refs:

@@ -28,16 +28,20 @@ async def serve(settings: Settings) -> None:
     """Run the sidecar until SIGTERM or SIGINT, then stop gracefully."""
     from hotconf_sidecar._adapters import FilesAdapter, NotifyUrlAdapter, SignalAdapter
     from hotconf_sidecar._http import HttpServer
-    from hotconf_sidecar._keys import load_public_key
+    from hotconf_sidecar._keys import load_public_keys
     from hotconf_sidecar._sidecar import Sidecar
     from hotconf_sidecar._store import Store
+    from hotconf_sidecar._trust import Trust
     from hotconf_sidecar._verify import Verifier
     from hotconf_wire.relay import Relay
 
     adapters = settings.adapters
     sidecar = Sidecar(
         pod=settings.pod,
-        verifier=Verifier(load_public_key(settings.public_key_pem), pod=settings.pod),
+        verifier=Verifier(
+            Trust(load_public_keys(settings.public_key_pem), state_dir=settings.state_dir),
+            pod=settings.pod,
+        ),
         store=Store(settings.state_dir, fsync=settings.fsync),
         relay=Relay(
             settings.socket, server_name="hotconf-sidecar", socket_mode=settings.socket_mode

@@ -1,4 +1,7 @@
-"""Loading the operator's Ed25519 public key from PEM text; called once at start-up.
+"""Loading the operator's Ed25519 public keys from PEM text; called once at start-up.
+
+``HOTCONF_OPERATOR_PUBLIC_KEY`` may hold several PEM blocks (during a key rotation the webhook
+injects every key the operator announces); :func:`load_public_keys` reads them all.
 
 An Ed25519 public key in PEM is always the same 44-byte SubjectPublicKeyInfo: a fixed 12-byte
 header and the 32 key bytes. Reading it here instead of through ``cryptography``'s generic PEM
@@ -17,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hotconf_sidecar._errors import PublicKeyError
 
-__all__ = ["load_public_key"]
+__all__ = ["load_public_key", "load_public_keys"]
 
 # SEQUENCE { SEQUENCE { OID 1.3.101.112 (Ed25519) } BIT STRING (33 bytes: 0 unused bits + key) }
 _SPKI_PREFIX: Final = bytes.fromhex("302a300506032b6570032100")
@@ -27,13 +30,22 @@ _PEM_RE: Final = re.compile(
 
 
 def load_public_key(pem: str) -> Ed25519PublicKey:
-    """Parse ``pem`` (``-----BEGIN PUBLIC KEY-----`` ...) into a verifier key."""
-    match = _PEM_RE.search(pem)
-    if match is None:
+    """Parse ``pem`` (``-----BEGIN PUBLIC KEY-----`` ...) into a verifier key (the first block)."""
+    return load_public_keys(pem)[0]
+
+
+def load_public_keys(pem: str) -> list[Ed25519PublicKey]:
+    """Parse every ``PUBLIC KEY`` block of ``pem``; at least one is required."""
+    matches = list(_PEM_RE.finditer(pem))
+    if not matches:
         raise PublicKeyError(
             "the operator's public key is not a PEM 'PUBLIC KEY' block; give the key the "
             "operator prints or stores next to its signing key"
         )
+    return [_key_of(match) for match in matches]
+
+
+def _key_of(match: re.Match[str]) -> Ed25519PublicKey:
     try:
         der = base64.b64decode("".join(match.group(1).split()), validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -5,7 +5,8 @@ into calls of :meth:`Sidecar.push` and :meth:`Sidecar.state`. A push is handled 
 that keeps the latency down and loses nothing:
 
 1. verify the envelope (:mod:`._verify`) and decide against the held sequence;
-2. persist the payload (:mod:`._store`) and hold it — nothing older is accepted from here on;
+2. adopt the operator keys the push announces (:mod:`._trust`, persisted first), then persist
+   the payload (:mod:`._store`) and hold it — nothing older is accepted from here on;
 3. publish the snapshot to the relay, which writes it to every subscribed client at once;
 4. while the clients work, run the adapters (files swap, signal, notify URL);
 5. wait for every client's verdict up to the ack timeout, and answer.
@@ -104,6 +105,7 @@ class Sidecar:
         """Load the persisted state, then serve it on the relay socket."""
         if self.lifecycle is not SidecarState.STARTING:
             raise RuntimeError(f"sidecar cannot start: it is {self.lifecycle.value}")
+        self.verifier.trust.load()
         self._held = self.store.load()
         for ref, held in self._held.items():
             self.metrics.held(ref, held.snapshot.revision, held.sequence)
@@ -162,6 +164,8 @@ class Sidecar:
         )
         # From here to the publish there is no await: two pushes cannot interleave their
         # check, save and hold.
+        if push.trust is not None:
+            self.verifier.trust.adopt(push.trust, sequence=push.sequence)
         self.store.save(push, payload)
         if decision == "unchanged":
             assert held is not None
@@ -228,4 +232,5 @@ class Sidecar:
                 )
                 for ref, held in sorted(self._held.items())
             ),
+            trusted=self.verifier.trust.ids,
         )

@@ -5,9 +5,12 @@ order, cheapest trust first, and the first failure decides the answer:
 
 1. body size, the ``Hotconf-Signature`` header present and well formed (``too_large``,
    ``unsigned``, ``malformed``);
-2. Ed25519 signature over the exact payload bytes (``bad_signature``) — nothing in the payload
-   is parsed before it verifies;
-3. payload fields and snapshot (``malformed``);
+2. Ed25519 signature over the exact payload bytes with a trusted key (``bad_signature``): the
+   key the header's ``keyid`` names, or each trusted key when it names none or one not
+   trusted. Nothing in the payload is parsed before it
+   verifies;
+3. payload fields and snapshot (``malformed``); an announced ``trust`` set that does not hold
+   the key that signed the push is ``malformed`` (a set the operator could not sign with again);
 4. pod namespace, name and UID equal this sidecar's pod (``wrong_pod``);
 5. ``expires`` is in the future (``expired``);
 6. sequence against the highest one held for the ConfigMap (:func:`check_sequence`):
@@ -25,12 +28,15 @@ from typing import Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from hotconf_sidecar._trust import Trust
 from hotconf_wire.envelope import (
     MAX_BODY_BYTES,
     PodRef,
     Push,
     decode_payload,
     decode_signature,
+    key_id,
+    signature_key_id,
 )
 from hotconf_wire.errors import EnvelopeError
 
@@ -38,18 +44,38 @@ __all__ = ["Verifier", "check_sequence"]
 
 
 class Verifier:
-    """Verifies push bodies for one pod with the operator's public key."""
+    """Verifies push bodies for one pod with the operator keys it trusts."""
 
     def __init__(
         self,
-        public_key: Ed25519PublicKey,
+        trust: Trust | Ed25519PublicKey,
         *,
         pod: PodRef,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = public_key
+        self.trust = trust if isinstance(trust, Trust) else Trust([trust])
         self._pod = pod
         self._clock = clock
+
+    def _signed_by(self, payload: bytes, signature: bytes, header: str | None) -> str:
+        """The id of the trusted key the signature verifies with; raise ``bad_signature``."""
+        keys = self.trust.keys
+        wanted = signature_key_id(header)
+        # The key id is a hint: one this sidecar does not know (another id format, a retired key)
+        # makes it try every trusted key, as for a header without one.
+        for kid in (wanted,) if wanted in keys else tuple(keys):
+            try:
+                keys[kid].verify(signature, payload)
+            except InvalidSignature:
+                continue
+            return kid
+        named = "" if wanted is None or wanted in keys else f" (signed by key {wanted}?)"
+        raise EnvelopeError(
+            "bad_signature",
+            f"the signature does not verify with the operator key(s) this sidecar trusts "
+            f"({', '.join(sorted(keys))}){named}; the push was not signed by this cluster's "
+            "hotconf operator, was signed with a retired key, or was altered",
+        )
 
     def verify(self, payload: bytes, signature_header: str | None) -> Push:
         """Return what the verified payload says; raise ``EnvelopeError``."""
@@ -58,15 +84,15 @@ class Verifier:
                 "too_large", f"push body of {len(payload)} bytes exceeds {MAX_BODY_BYTES} bytes"
             )
         signature = decode_signature(signature_header)
-        try:
-            self._key.verify(signature, payload)
-        except InvalidSignature:
-            raise EnvelopeError(
-                "bad_signature",
-                "the signature does not verify with the operator's public key; the push was "
-                "not signed by this cluster's hotconf operator, or was altered",
-            ) from None
+        signer = self._signed_by(payload, signature, signature_header)
         push = decode_payload(payload)
+        if push.trust is not None and signer not in {key_id(raw) for raw in push.trust}:
+            raise EnvelopeError(
+                "malformed",
+                f"the push announces trust in key(s) "
+                f"{', '.join(sorted(key_id(raw) for raw in push.trust))} but is signed with "
+                f"{signer}: the announced set must hold the key that signs; nothing changed",
+            )
         if push.pod != self._pod:
             raise EnvelopeError(
                 "wrong_pod", f"the push is for pod {push.pod}; this sidecar serves {self._pod}"

@@ -149,3 +149,23 @@ async def test_an_unchanged_answer_is_counted_as_unchanged(
     outcome = await deliverer.deliver(POD, SNAPSHOT, check_first=False)  # pushed regardless
     assert outcome.verdict is Verdict.APPLIED
     assert (pushes(metrics, "unchanged"), pushes(metrics, "applied")) == (1, 0)
+
+
+async def test_a_pod_trusting_other_keys_is_pushed_the_revision_it_holds(
+    sidecars: FakeSidecars, deliverer: Deliverer, signer: Signer, metrics: Metrics
+) -> None:
+    """Key rotation: the check-first read shows other trusted keys, so the held revision is
+    pushed again (answered unchanged) to carry the announced keys; then nothing more."""
+    sidecars.hold(POD, SNAPSHOT.ref, SNAPSHOT.revision)
+    sidecars.trusted[POD.uid] = ("0123456789abcdef",)
+    gauge = "hotconf_operator_pods_trusting_keys"
+    assert await deliverer.deliver(POD, SNAPSHOT, check_first=True)
+    assert sidecars.pushes == [(POD.name, SNAPSHOT.revision)]
+    assert set(sidecars.trusted[POD.uid]) == signer.trust_ids
+    assert pushes(metrics, "unchanged") == 1
+    assert metrics.registry.get_sample_value(gauge) == 0  # counted from the pod's own state
+    await deliverer.deliver(POD, SNAPSHOT, check_first=True)
+    assert len(sidecars.pushes) == 1  # trusts the announced keys now: nothing to push
+    assert metrics.registry.get_sample_value(gauge) == 1
+    deliverer.forget(POD.uid)
+    assert metrics.registry.get_sample_value(gauge) == 0

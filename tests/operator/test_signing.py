@@ -10,6 +10,7 @@ non-Ed25519 or garbage keys are refused with a message saying how to make one.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -70,3 +71,36 @@ def test_wrong_keys_are_refused() -> None:
         Signer.from_pem(rsa, source="rsa.pem")
     with pytest.raises(SigningKeyError, match="openssl genpkey"):
         Signer.from_pem(b"garbage", source="garbage.pem")
+
+
+def test_a_next_key_is_announced_but_the_current_key_signs() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from hotconf_wire.envelope import key_id, signature_key_id
+
+    current, upcoming = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    signer = Signer(current, next_keys=(upcoming.public_key(),))
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    expected = (current.public_key().public_bytes(*raw), upcoming.public_key().public_bytes(*raw))
+    snap = ConfigSnapshot("default", "app", compute_revision({"a": "1"}, {}), {"a": "1"})
+    signed = signer.sign_push(PodRef("default", "web-0", "uid"), snap)
+    assert decode_payload(signed.body).trust == expected
+    assert signature_key_id(signed.signature) == key_id(expected[0])
+    current.public_key().verify(decode_signature(signed.signature), signed.body)
+    assert signer.trust_ids == {key_id(k) for k in expected}
+    assert signer.trusted_pem().count(b"BEGIN PUBLIC KEY") == 2
+
+
+async def test_next_pem_beside_the_key_file_is_announced(tmp_path: Path) -> None:
+    from hotconf_operator._settings import SigningConfig
+    from hotconf_operator._signing import load_signer
+
+    current, upcoming = Signer.generate(), Signer.generate()
+    (tmp_path / "private.pem").write_bytes(current.private_pem())
+    config = SigningConfig(key_file=tmp_path / "private.pem", key_secret=None)
+    alone = await load_signer(config, api=None, ttl=60)
+    assert alone.trust_ids == {alone.key_id}
+    (tmp_path / "next.pem").write_bytes(upcoming.private_pem())
+    both = await load_signer(config, api=None, ttl=60)
+    assert both.key_id == alone.key_id
+    assert both.trust_ids == {alone.key_id, upcoming.key_id}

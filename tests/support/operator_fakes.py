@@ -24,7 +24,7 @@ from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._signing import SignedPush, Signer
 from hotconf_operator._status import RolloutStatus
 from hotconf_wire.answers import ClientVerdict, HeldConfig, PodState, PushAnswer
-from hotconf_wire.envelope import decode_payload
+from hotconf_wire.envelope import decode_payload, key_id
 from hotconf_wire.errors import REJECT_REASONS
 from hotconf_wire.protocol import ConfigMapRef
 
@@ -45,6 +45,7 @@ class FakeSidecars:
     held: dict[str, dict[ConfigMapRef, HeldConfig]] = field(default_factory=dict)
     pushes: list[tuple[str, str]] = field(default_factory=list)  # (pod name, revision)
     reads: list[str] = field(default_factory=list)  # pod names, per state read
+    trusted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # uid -> key ids reported
 
     def script(self, target: PodTarget, script: Script) -> None:
         self.scripts[target.uid] = script
@@ -67,13 +68,16 @@ class FakeSidecars:
         return ClientVerdict("c1", "worker", 7, revision, result, message)
 
     async def push(self, target: PodTarget, signed: SignedPush) -> PushAnswer:
-        snapshot = decode_payload(signed.body).snapshot
+        push = decode_payload(signed.body)
+        snapshot = push.snapshot
         script = self.scripts.get(target.uid, "ack")
         if script == "unreachable":
             raise PodUnreachable(f"push to pod {target.name} failed 3 times; last: refused")
         if script in REJECT_REASONS:
             raise PushRefused(script, "refused by the fake", status=REJECT_REASONS[script])
         self.pushes.append((target.name, snapshot.revision))
+        if push.trust is not None and target.uid in self.trusted:
+            self.trusted[target.uid] = tuple(sorted(key_id(k) for k in push.trust))
         held = self.held.setdefault(target.uid, {})
         before = held.get(snapshot.ref)
         unchanged = before is not None and before.revision == snapshot.revision
@@ -88,7 +92,11 @@ class FakeSidecars:
         self.reads.append(target.name)
         if self.scripts.get(target.uid) == "unreachable":
             raise PodUnreachable(f"state read to pod {target.name} failed 3 times")
-        return PodState(target.ref, tuple(self.held.get(target.uid, {}).values()))
+        return PodState(
+            target.ref,
+            tuple(self.held.get(target.uid, {}).values()),
+            trusted=self.trusted.get(target.uid),
+        )
 
 
 class RecordingReporter(StatusReporter):

@@ -32,6 +32,7 @@ from hotconf_wire.envelope import (
     Push,
     encode_payload,
     encode_signature,
+    key_id,
 )
 
 POD = PodRef("shop", "web-0", "8e1b7c8a-0000-4000-8000-000000000001")
@@ -68,6 +69,15 @@ class Signer:
             .decode()
         )
 
+    @property
+    def raw_public(self) -> bytes:
+        """The raw 32-byte public key, as a push's ``trust`` list carries it."""
+        return self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.raw_public)
+
     def next_sequence(self) -> int:
         self.sequence += 1
         return self.sequence
@@ -81,19 +91,25 @@ class Signer:
         sequence: int | None = None,
         expires: float | None = None,
         binary: Mapping[str, bytes] | None = None,
+        trust: tuple[bytes, ...] | None = None,
+        with_key_id: bool = False,
     ) -> Envelope:
+        """A push as the operator builds it; ``trust`` announces keys (raw), ``with_key_id``
+        names this key in the header."""
         snap = snapshot(data, binary_data=binary, namespace=pod.namespace, name=name)
         push = Push(
             pod=pod,
             snapshot=snap,
             sequence=self.next_sequence() if sequence is None else sequence,
             expires=time.time() + 60 if expires is None else expires,
+            trust=trust,
         )
-        return self.sign(encode_payload(push))
+        return self.sign(encode_payload(push), with_key_id=with_key_id)
 
-    def sign(self, payload: bytes) -> Envelope:
+    def sign(self, payload: bytes, *, with_key_id: bool = False) -> Envelope:
         """Any payload, signed with this key: for pushes the operator would never build."""
-        return Envelope(payload, encode_signature(self.key.sign(payload)))
+        key = self.key_id if with_key_id else None
+        return Envelope(payload, encode_signature(self.key.sign(payload), key=key))
 
 
 @dataclass

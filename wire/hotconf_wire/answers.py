@@ -9,7 +9,8 @@ is missing or mistyped.
 ::
 
     PushAnswer   status applied|unchanged, revision, sequence, a ClientVerdict per client
-    PodState     the pod, and a HeldConfig (revision, sequence, verdicts) per ConfigMap
+    PodState     the pod, a HeldConfig (revision, sequence, verdicts) per ConfigMap, and the
+                 ids of the operator keys it trusts (``trusted``, absent from older sidecars)
     Refusal      reason and message of a refused push (the body of a 4xx answer)
 """
 
@@ -194,6 +195,9 @@ class PodState:
 
     pod: PodRef
     configmaps: tuple[HeldConfig, ...] = ()
+    #: The key ids (:func:`hotconf_wire.envelope.key_id`) the sidecar verifies pushes with;
+    #: ``None`` from a sidecar that predates key rotation.
+    trusted: tuple[str, ...] | None = None
 
     def held(self, ref: ConfigMapRef) -> HeldConfig | None:
         """What the pod holds of ``ref``, or ``None`` when it holds no revision of it."""
@@ -204,12 +208,21 @@ class PodState:
 
     def encode(self) -> bytes:
         pod = {"namespace": self.pod.namespace, "name": self.pod.name, "uid": self.pod.uid}
-        return _dumps({"pod": pod, "configmaps": [c.to_json() for c in self.configmaps]})
+        obj: dict[str, Any] = {"pod": pod, "configmaps": [c.to_json() for c in self.configmaps]}
+        if self.trusted is not None:
+            obj["trusted"] = list(self.trusted)
+        return _dumps(obj)
 
     @classmethod
     def decode(cls, body: bytes) -> PodState:
         obj = _loads(body, "pod state")
         pod = _get(obj, "pod", dict, "pod state")
+        trusted: tuple[str, ...] | None = None
+        if obj.get("trusted") is not None:
+            ids = _get(obj, "trusted", list, "pod state")
+            if not all(isinstance(i, str) for i in ids):
+                raise AnswerError("pod state: field 'trusted' must be a list of key ids")
+            trusted = tuple(ids)
         return cls(
             pod=PodRef(
                 namespace=_get(pod, "namespace", str, "pod state.pod"),
@@ -220,6 +233,7 @@ class PodState:
                 HeldConfig.from_json(item, where=f"pod state.configmaps[{i}]")
                 for i, item in enumerate(_list(obj, "configmaps", "pod state"))
             ),
+            trusted=trusted,
         )
 
 
