@@ -52,10 +52,12 @@ from hotconf_operator._webhook import NO_IMAGE_REASON, webhook_server
 from hotconf_operator._webhook import register as register_webhook
 from hotconf_wire.protocol import ConfigMapRef
 
-__all__ = ["ENABLED_LABEL", "INDEX_NAME", "Runtime", "configure", "register"]
+__all__ = ["ENABLED_LABEL", "EVENT_SOURCE", "INDEX_NAME", "Runtime", "configure", "register"]
 
 ENABLED_LABEL = "hotconf.dev/enabled"
 INDEX_NAME = "hotconf_pods"
+#: The component Kubernetes Events name as their source (``reportingComponent``, ``source``).
+EVENT_SOURCE = "hotconf-operator"
 logger = logging.getLogger("hotconf_operator")
 
 
@@ -85,6 +87,8 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.persistence.progress_storage = NoProgressStorage()
     settings.persistence.diffbase_storage = NoDiffBaseStorage()
     settings.posting.loggers = False  # Events only for what hotconf posts on purpose
+    # "From hotconf-operator" in `kubectl describe` and `kubectl events`, not "kopf".
+    settings.posting.reporting_component = EVENT_SOURCE
     settings.watching.label_selectors["v1", "configmaps"] = f"{ENABLED_LABEL}=true"
     # The API server ends a watch after server_timeout; the client gives it a margin, then
     # kopf reconnects after reconnect_backoff, resuming from the last resourceVersion.

@@ -10,8 +10,19 @@ hook for them): :class:`WatchRestartCounter` is a logging handler on kopf's watc
 from __future__ import annotations
 
 import logging
+import platform
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+)
+
+from hotconf_wire import __version__
 
 __all__ = ["Metrics", "WatchRestartCounter", "serve"]
 
@@ -20,7 +31,19 @@ class Metrics:
     """The operator's metric families."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # ``*_created`` series double the output and say nothing a scraper needs here (the
+        # switch is process-wide; the operator has no other prometheus-client user).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry or CollectorRegistry()
+        # process_* (memory, CPU, open fds, start time) as every Prometheus exporter has them.
+        ProcessCollector(registry=self.registry)
+        self.build_info = Gauge(
+            "hotconf_operator_build_info",
+            "Always 1: the hotconf version and Python this operator runs.",
+            ["version", "python_version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
         self.pushes = Counter(
             "hotconf_operator_pushes",
             "Pushes to sidecars by outcome (applied, unchanged, rejected, refused, unreachable).",

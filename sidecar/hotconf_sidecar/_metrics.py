@@ -19,14 +19,23 @@ hotconf_sidecar_applied_sequence            gauge      highest sequence held per
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hotconf_wire import __version__
 from hotconf_wire.errors import REJECT_REASONS
 from hotconf_wire.protocol import ConfigMapRef
 
@@ -74,6 +83,15 @@ class Metrics:
         # is process-wide; the sidecar process has no other prometheus-client user.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
+        # process_* (resident memory, CPU, open fds, start time): memory is a product target.
+        ProcessCollector(registry=self.registry)
+        self.build_info = Gauge(
+            "hotconf_sidecar_build_info",
+            "Always 1: the hotconf version and Python this sidecar runs.",
+            ["version", "python_version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
         self.accepted = Counter(
             "hotconf_sidecar_pushes_accepted",
             "Pushes accepted, by status (applied or unchanged).",

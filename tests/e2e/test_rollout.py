@@ -105,6 +105,9 @@ def test_invalid_configmap_reaches_no_pod(cluster, operator):
         assert events[0]["type"] == "Warning"
         assert events[0]["involvedObject"]["name"] == "app"
         assert "app.yaml, line" in events[0]["message"]
+        # `kubectl describe` shows "From hotconf-operator", not the framework's name.
+        assert events[0]["source"]["component"] == "hotconf-operator"
+        assert events[0]["reportingComponent"] == "hotconf-operator"
         for pod in ps:
             held = pod.state()["configmaps"][0]
             assert held["revision"] == good
