@@ -33,20 +33,17 @@ from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig, parse_settings
 from hotconf_operator._signing import Signer, load_signer
 from hotconf_operator._webhook_tls import CaBundleKeeper, ensure_certificate, write_files
+from hotconf_wire.logs import LogFormat, setup_logging
 from hotconf_wire.protocol import ConfigMapRef
+from hotconf_wire.settings import LogLevel
 
 __all__ = ["main"]
 
 logger = logging.getLogger("hotconf_operator")
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(level.upper())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level.upper())
+def _setup_logging(level: LogLevel, log_format: LogFormat) -> None:
+    setup_logging(level.number, log_format)
     # kopf logs every handler call at INFO; keep its chatter out unless asked for.
     if level != "debug":
         logging.getLogger("kopf").setLevel(logging.WARNING)
@@ -172,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"hotconf-operator: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(config.log_level)
+    _setup_logging(config.log_level, config.log_format)
     try:
         asyncio.run(run(config))
     except OperatorError as exc:

@@ -54,7 +54,13 @@ def login() -> kopf.ConnectionInfo:
         except kopf.LoginError:
             info = None
     if info is None:
-        info = kopf.login_with_kubeconfig(settings=settings)
+        try:
+            info = kopf.login_with_kubeconfig(settings=settings)
+        except OSError as exc:  # $KUBECONFIG names a file that is not there, or unreadable
+            raise KubeApiError(
+                f"no Kubernetes credentials: cannot read the kubeconfig {exc.filename}: "
+                f"{exc.strerror}; set KUBECONFIG to a readable file, or run in a cluster"
+            ) from exc
     if info is None:
         raise KubeApiError("no Kubernetes credentials: not in a cluster and no usable kubeconfig")
     return info

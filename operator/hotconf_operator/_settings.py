@@ -26,6 +26,7 @@ from typing import Final
 
 from hotconf_operator._errors import SettingsError
 from hotconf_wire.envelope import DEFAULT_PORT
+from hotconf_wire.logs import LogFormat, parse_log_format
 from hotconf_wire.settings import (
     LogLevel,
     Setting,
@@ -287,6 +288,14 @@ RECONCILE_INTERVAL: Final = Setting(
     metavar="SECONDS",
     help="seconds between safety reconciles",
 )
+LOG_FORMAT: Final = Setting(
+    flag="--log-format",
+    env="HOTCONF_LOG_FORMAT",
+    default=LogFormat.TEXT,
+    parse=parse_log_format,
+    metavar="FORMAT",
+    help="json (one object per line) or text (logfmt): the same fields ts, level, logger, msg",
+)
 LOG_LEVEL: Final = Setting(
     flag="--log-level",
     env="HOTCONF_LOG_LEVEL",
@@ -315,7 +324,7 @@ SETTINGS: Final = {
     ),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
-    "operation": (RECONCILE_INTERVAL, LOG_LEVEL),
+    "operation": (RECONCILE_INTERVAL, LOG_LEVEL, LOG_FORMAT),
 }
 
 #: Every environment variable the operator reads (for the chart's wiring test, and docs).
@@ -466,6 +475,8 @@ class OperatorConfig:
     #: Seconds between safety reconciles against each sidecar's /v2/state (STATE_PATH).
     reconcile_interval: float = RECONCILE_INTERVAL.default
     log_level: LogLevel = LOG_LEVEL.default
+    #: Text (logfmt) by default, as the operator has always written; the chart can set json.
+    log_format: LogFormat = LOG_FORMAT.default
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -541,4 +552,5 @@ def parse_settings(
         ),
         reconcile_interval=values[RECONCILE_INTERVAL],
         log_level=values[LOG_LEVEL],
+        log_format=values[LOG_FORMAT],
     )

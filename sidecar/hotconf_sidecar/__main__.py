@@ -110,7 +110,7 @@ def loop_factory(choice: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] |
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``hotconf-sidecar``."""
-    from hotconf_sidecar._logging import setup_logging
+    from hotconf_wire.logs import setup_logging
 
     try:
         settings = parse_settings(sys.argv[1:] if argv is None else argv, os.environ)
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"hotconf-sidecar: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level.number, settings.log_format)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve(settings))
