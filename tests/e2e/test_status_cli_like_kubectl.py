@@ -8,7 +8,10 @@ kubectl users expect (wide adds POD and UPDATED, name prints ``configmap/NAME``)
 status style), 4 naming the ConfigMap and pod when it halted or was rejected, 3 at the timeout,
 and keeps waiting while the status is of an older revision than the content; the plugin runs
 with kopf, aiohttp, cryptography, prometheus_client and jsonschema made unimportable (the
-``kubectl`` extra alone). The statuses are written by the test as the operator writes them.
+``kubectl`` extra alone). The statuses are written by the test as the operator writes them,
+except in the last test: a real operator and pods, ``kubectl hotconf status --wait`` through
+kubectl's plugin lookup, right after each edit (0 once both pods run it, 4 naming the pod that
+rejected it).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hotconf_e2e import BIN
+from hotconf_e2e import BIN, KUBECTL, configmap_manifest, kubectl, pods
 from packaging.requirements import Requirement
 
 from hotconf_wire.protocol import compute_revision
@@ -210,3 +213,41 @@ def test_the_kubectl_extra_brings_the_client_and_yaml_alone() -> None:
         if requirement.marker is not None and requirement.marker.evaluate({"extra": "kubectl"})
     }
     assert kubectl == {"kubernetes", "pyyaml"}
+
+
+def kubectl_hotconf(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kubectl hotconf ...`` through kubectl's own plugin lookup on PATH."""
+    return subprocess.run(
+        [str(KUBECTL), "hotconf", *args], capture_output=True, text=True, timeout=90, check=False,
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
+             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )  # fmt: skip
+
+
+def test_wait_follows_a_real_rollout_by_the_operator(cluster: Any, operator: Any) -> None:
+    kubectl(cluster.kubeconfig, "apply", "-f", "-",
+            stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
+    with pods(cluster.api, cluster.workdir, 2, configmap="app",
+              public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip
+        first = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "app")
+        assert first.returncode == 0, first.stderr
+        assert [p.current().get("value") for p in ps] == ["one"] * 2
+
+        # Right after the edit the status still says "complete" for "one": --wait must not
+        # take it for the new revision's.
+        kubectl(cluster.kubeconfig, "patch", "configmap", "app", "--type=merge",
+                "-p", json.dumps({"data": {"value": "two"}}))  # fmt: skip
+        second = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "-o", "json",
+                                 "app")  # fmt: skip
+        assert second.returncode == 0, second.stderr
+        [row] = json.loads(second.stdout)
+        assert row["revision"] == row["current_revision"] == ps[0].current()["revision"]
+        assert (row["phase"], row["applied"], row["total"]) == ("complete", 2, 2)
+        assert [p.current().get("value") for p in ps] == ["two"] * 2
+
+        kubectl(cluster.kubeconfig, "patch", "configmap", "app", "--type=merge",
+                "-p", json.dumps({"data": {"value": "three", "reject": "web-1"}}))  # fmt: skip
+        third = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "app")
+        assert third.returncode == 4, (third.stdout, third.stderr)
+        assert f'configmap "{cluster.namespace}/app" rollout rejected by pod' in third.stderr
+        assert "web-1" in third.stderr
