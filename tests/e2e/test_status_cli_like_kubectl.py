@@ -10,8 +10,9 @@ and keeps waiting while the status is of an older revision than the content; the
 with kopf, aiohttp, cryptography, prometheus_client and jsonschema made unimportable (the
 ``kubectl`` extra alone). The statuses are written by the test as the operator writes them,
 except in the last test: a real operator and pods, ``kubectl hotconf status --wait`` through
-kubectl's plugin lookup, right after each edit (0 once both pods run it, 4 naming the pod that
-rejected it).
+kubectl's plugin lookup: an edit made while the operator is down leaves the old revision's
+``complete`` on the ConfigMap, and the wait holds until the restarted operator has applied the
+new one on both pods (0); a rejection exits 4 naming the pod.
 """
 
 from __future__ import annotations
@@ -224,30 +225,47 @@ def kubectl_hotconf(cluster: Any, *args: str) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
-def test_wait_follows_a_real_rollout_by_the_operator(cluster: Any, operator: Any) -> None:
+def test_wait_follows_a_real_rollout_by_the_operator(cluster: Any) -> None:
+    op = cluster.operator()
     kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
-    with pods(cluster.api, cluster.workdir, 2, configmap="app",
-              public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip
-        first = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "app")
-        assert first.returncode == 0, first.stderr
-        assert [p.current().get("value") for p in ps] == ["one"] * 2
+    try:
+        with pods(cluster.api, cluster.workdir, 2, configmap="app",
+                  public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip
+            first = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "app")
+            assert first.returncode == 0, first.stderr
+            assert [p.current().get("value") for p in ps] == ["one"] * 2
 
-        # Right after the edit the status still says "complete" for "one": --wait must not
-        # take it for the new revision's.
-        kubectl(cluster.kubeconfig, "patch", "configmap", "app", "--type=merge",
-                "-p", json.dumps({"data": {"value": "two"}}))  # fmt: skip
-        second = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "-o", "json",
-                                 "app")  # fmt: skip
-        assert second.returncode == 0, second.stderr
-        [row] = json.loads(second.stdout)
-        assert row["revision"] == row["current_revision"] == ps[0].current()["revision"]
-        assert (row["phase"], row["applied"], row["total"]) == ("complete", 2, 2)
-        assert [p.current().get("value") for p in ps] == ["two"] * 2
+            # Edited while the operator is down: the status still says "complete" for "one",
+            # and --wait must not take it for the new revision's.
+            assert op.stop() == 0, op.logs()[-3000:]
+            kubectl(cluster.kubeconfig, "patch", "configmap", "app", "--type=merge",
+                    "-p", json.dumps({"data": {"value": "two"}}))  # fmt: skip
+            waiting = subprocess.Popen(
+                [str(KUBECTL), "hotconf", "status", "--wait", "--timeout", "60s", "-o", "json",
+                 "app"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
+                     "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+            )  # fmt: skip
+            try:
+                time.sleep(3)
+                assert waiting.poll() is None, waiting.communicate()
+                op = cluster.operator()
+                out, err = waiting.communicate(timeout=60)
+            finally:
+                waiting.kill()
+            assert waiting.returncode == 0, err
+            assert "has not reported revision" in err
+            [row] = json.loads(out)
+            assert row["revision"] == row["current_revision"] == ps[0].current()["revision"]
+            assert (row["phase"], row["applied"], row["total"]) == ("complete", 2, 2)
+            assert [p.current().get("value") for p in ps] == ["two"] * 2
 
-        kubectl(cluster.kubeconfig, "patch", "configmap", "app", "--type=merge",
-                "-p", json.dumps({"data": {"value": "three", "reject": "web-1"}}))  # fmt: skip
-        third = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "app")
-        assert third.returncode == 4, (third.stdout, third.stderr)
-        assert f'configmap "{cluster.namespace}/app" rollout rejected by pod' in third.stderr
-        assert "web-1" in third.stderr
+            kubectl(cluster.kubeconfig, "patch", "configmap", "app", "--type=merge",
+                    "-p", json.dumps({"data": {"value": "three", "reject": "web-1"}}))  # fmt: skip
+            third = kubectl_hotconf(cluster, "status", "--wait", "--timeout", "60s", "app")
+            assert third.returncode == 4, (third.stdout, third.stderr)
+            assert f'configmap "{cluster.namespace}/app" rollout rejected by pod' in third.stderr
+            assert "web-1" in third.stderr
+    finally:
+        assert op.stop() == 0, op.logs()[-3000:]
