@@ -6,9 +6,10 @@ Subcommands:
     Serve a ConfigMap manifest to COMMAND on a private socket and relay every save
     (see :mod:`hotconf._dev`). Exits with COMMAND's status.
 
-``hotconf status [-n NAMESPACE] [-o table|json] [CONFIGMAP]``
-    Rollout state of ConfigMaps in a cluster. Provided by the operator extra through the entry
-    point group ``hotconf.commands`` (the library itself never imports the operator).
+``hotconf status [-n NAMESPACE | -A] [-o table|wide|json|yaml|name] [--wait] [CONFIGMAP]``
+    Rollout state of ConfigMaps in a cluster. Provided by the ``kubectl`` extra (also in
+    ``operator``) through the entry point group ``hotconf.commands`` (the library itself never
+    imports the operator).
 
 Every option of ``dev`` is parsed here, into :class:`hotconf._dev.DevSettings`.
 """
@@ -20,7 +21,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 from hotconf._dev import DevSettings, run_dev
@@ -29,7 +30,7 @@ __all__ = ["main"]
 
 #: Subcommands that other parts of the distribution plug in, and the extra that brings each.
 PLUGIN_GROUP = "hotconf.commands"
-_PLUGIN_EXTRAS = {"status": "operator"}
+_PLUGIN_EXTRAS = {"status": "kubectl"}
 
 
 def _plugins() -> dict[str, Callable[[Sequence[str]], int]]:
@@ -50,10 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="hotconf",
         description="hotconf: configuration hot reload for services on Kubernetes.",
     )
+    parser.add_argument("--version", action="version", version=f"hotconf {version('hotconf')}")
     commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     commands.add_parser(
         "status",
-        help="rollout state of hotconf ConfigMaps in a cluster (needs hotconf[operator])",
+        help="rollout state of hotconf ConfigMaps in a cluster (needs hotconf[kubectl])",
         add_help=False,
     )
     dev = commands.add_parser(

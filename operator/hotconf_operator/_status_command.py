@@ -13,19 +13,25 @@ client (the operator itself keeps kopf's login): ``--kubeconfig PATH``, else ``$
 ``--context NAME`` picks a context (default: ``current-context``). Tokens, token files, client
 certificates, CA data or files, ``insecure-skip-tls-verify`` and exec credential plugins (EKS,
 GKE, AKS) all work. The namespace is ``-n``, else the context's namespace, else ``default``;
-``-A`` lists every namespace. ``-o json`` prints the same as a JSON list.
+``-A`` lists every namespace (and wins over ``-n``, as in kubectl). ``-o`` and
+``--no-headers`` are ``_status_output``'s; ``--wait [--timeout DURATION]`` is
+``_status_wait``'s. This module and all it imports need the ``kubectl`` extra alone
+(``kubernetes`` and PyYAML): never kopf, aiohttp, cryptography, prometheus_client or
+jsonschema (``.importlinter``, contract ``kubectl-plugin-is-light``).
 
-Exit status: 0; 1 when the kubeconfig cannot be used (:class:`SettingsError`: unreadable file,
-unknown context, a failing exec plugin, named with its stderr) or the API cannot be read
+Exit status: 0 (with ``--wait``: every selected ConfigMap's current revision applied on every
+pod); 1 when the kubeconfig cannot be used (:class:`SettingsError`: unreadable file, unknown
+context, a failing exec plugin, named with its stderr) or the API cannot be read
 (:class:`KubeApiError`: refused with 401/403, naming the namespace and resource, or
-unreachable); 2 for a bad command line. No token is ever printed.
+unreachable); 2 for a bad command line; with ``--wait``, 3 when it timed out and 4 when a
+rollout halted, was rejected or is invalid (named on stderr). No token is ever printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
+import importlib.metadata
 import json
 import logging
 import os
@@ -33,7 +39,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import urllib3
 import yaml
@@ -41,72 +47,16 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from hotconf_operator._errors import KubeApiError, SettingsError
-from hotconf_operator._status import parse_status
+from hotconf_operator._status_output import FORMATS, rows, write
+from hotconf_operator._status_wait import WaitOutcome, parse_duration, wait_applied
 
 __all__ = ["main", "rows"]
 
-COLUMNS = ("NAMESPACE", "NAME", "REVISION", "PHASE", "APPLIED", "REJECTED", "PENDING", "TOTAL",
-           "AGE", "MESSAGE")  # fmt: skip
+#: --wait's default deadline: a rollout to a few hundred pods takes seconds; five minutes (kubectl
+#: rollout status waits forever) leaves room for a staged rollout's pauses yet ends a stuck job.
+DEFAULT_TIMEOUT = "5m"
 LABEL_SELECTOR = "hotconf.dev/enabled=true"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def _age(stamp: str, now: datetime.datetime) -> str:
-    try:
-        then = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return "-"
-    seconds = int((now - then).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
-def rows(
-    items: Sequence[dict[str, Any]], *, now: datetime.datetime | None = None
-) -> list[dict[str, Any]]:
-    """One row per ConfigMap, sorted by namespace and name; ``status`` None if never rolled."""
-    now = now or datetime.datetime.now(datetime.UTC)
-    out = []
-    for item in items:
-        meta = item.get("metadata") or {}
-        status = parse_status(meta.get("annotations"))
-        out.append(
-            {
-                "namespace": meta.get("namespace", ""),
-                "name": meta.get("name", ""),
-                "revision": status.revision if status else "",
-                "phase": str(status.phase) if status else "unknown",
-                "applied": status.applied if status else 0,
-                "rejected": status.rejected if status else 0,
-                "pending": status.pending if status else 0,
-                "total": status.total if status else 0,
-                "age": _age(status.time, now) if status and status.time else "-",
-                "pod": status.pod if status else "",
-                "message": status.message if status else "no status yet",
-                "time": status.time if status else "",
-            }
-        )
-    return sorted(out, key=lambda r: (r["namespace"], r["name"]))
-
-
-def _short(revision: str) -> str:
-    return revision.split(":", 1)[-1][:12] if revision else "-"
-
-
-def print_table(table: list[dict[str, Any]], out: TextIO) -> None:
-    cells = [
-        [
-            r["namespace"], r["name"], _short(r["revision"]), r["phase"], str(r["applied"]),
-            str(r["rejected"]), str(r["pending"]), str(r["total"]), r["age"],
-            (f"{r['pod']}: " if r["pod"] else "") + r["message"].replace("\n", " ")[:120],
-        ]
-        for r in table
-    ]  # fmt: skip
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(COLUMNS)]
-    for row in [list(COLUMNS), *cells]:
-        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,8 +65,11 @@ class StatusOptions:
 
     configmap: str | None  # one ConfigMap by name; None: every enabled one
     namespace: str | None  # -n; None: the context's namespace
-    all_namespaces: bool  # -A: wins over -n, as in kubectl
-    output: str  # "table" or "json"
+    all_namespaces: bool  # -A: wins over -n, as in kubectl (kubectl get -A -n X lists all)
+    output: str  # one of _status_output.FORMATS
+    headers: bool  # False with --no-headers
+    wait: bool  # --wait: until the current revisions are applied everywhere
+    timeout: float  # --timeout, seconds; how long --wait waits
     context: str | None  # --context; None: the kubeconfig's current-context
     # --kubeconfig, else $KUBECONFIG's paths, else ~/.kube/config; kubectl's order.
     kubeconfig_paths: tuple[Path, ...]
@@ -145,7 +98,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
             "plugins included), or from the pod's service account in a cluster."
         ),
         epilog="examples: kubectl hotconf status; kubectl hotconf status -A -o json; "
-        "kubectl hotconf status --context prod -n shop web-config",
+        "kubectl hotconf status --context prod -n shop web-config; "
+        "kubectl hotconf status -n shop --wait --timeout 2m web-config",
     )
     parser.add_argument(
         "configmap", nargs="?", metavar="CONFIGMAP", help="one ConfigMap (default: every one)"
@@ -165,9 +119,34 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "-o",
         "--output",
-        choices=["table", "json"],
+        choices=FORMATS,
         default="table",
-        help="table (default) or a JSON list with every field",
+        help="table (default); wide (adds the pod named and when the status was written); "
+        "json or yaml (a list with every field); name (configmap/NAME lines)",
+    )
+    parser.add_argument(
+        "--no-headers",
+        action="store_true",
+        help="leave out the header line of table and wide output",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the current revision of every selected ConfigMap is applied on every "
+        "pod (progress on stderr); exit status 0 applied, 3 timed out, 4 halted, rejected or "
+        "invalid, 1 error, 2 bad command line",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help=f"how long --wait waits, as kubectl's --timeout: 30s, 2m, 1h30m "
+        f"(default: {DEFAULT_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"hotconf {importlib.metadata.version('hotconf')}",
+        help="print the hotconf version and exit",
     )
     parser.add_argument(
         "--kubeconfig",
@@ -203,6 +182,12 @@ def _options(argv: Sequence[str], environ: Mapping[str, str]) -> StatusOptions:
         parser.error("a ConfigMap cannot be read by name across all namespaces: use -n, not -A")
     if args.request_timeout <= 0:
         parser.error("--request-timeout must be a positive number of seconds")
+    if args.timeout is not None and not args.wait:
+        parser.error("--timeout is how long --wait waits: add --wait")
+    try:
+        timeout = parse_duration(args.timeout or DEFAULT_TIMEOUT)
+    except ValueError as exc:
+        parser.error(f"--timeout: {exc}")
     if args.kubeconfig is not None:
         paths: tuple[Path, ...] = (args.kubeconfig.expanduser(),)
     elif environ.get("KUBECONFIG"):
@@ -214,6 +199,9 @@ def _options(argv: Sequence[str], environ: Mapping[str, str]) -> StatusOptions:
         namespace=args.namespace,
         all_namespaces=args.all_namespaces,
         output=args.output,
+        headers=not args.no_headers,
+        wait=args.wait,
+        timeout=timeout,
         context=args.context,
         kubeconfig_paths=paths,
         kubeconfig_explicit=args.kubeconfig is not None,
@@ -443,21 +431,38 @@ def fetch(options: StatusOptions, target: Target) -> list[dict[str, Any]]:
     return items
 
 
+#: Exit statuses (docs/operator.md, "The status command"); --wait's own are WaitOutcome's.
+EXIT_ERROR = 1  # the kubeconfig cannot be used or the API cannot be read (as kubectl: 1)
+EXIT_USAGE = 2  # a bad command line (argparse)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``[status] [options] [CONFIGMAP]`` (``--help`` lists them); returns the exit status."""
     options = _options(sys.argv[1:] if argv is None else argv, os.environ)
     try:
-        items = fetch(options, resolve(options))
+        target = resolve(options)
+        if not options.wait:
+            write(rows(fetch(options, target)), sys.stdout, output=options.output,
+                  headers=options.headers)  # fmt: skip
+            return 0
+        result = wait_applied(
+            lambda: rows(fetch(options, target)), timeout=options.timeout, progress=sys.stderr
+        )
     except (SettingsError, KubeApiError) as exc:
         print(f"hotconf status: {exc}", file=sys.stderr)
-        return 1
-    table = rows(items)
-    if options.output == "json":
-        json.dump(table, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_table(table, sys.stdout)
-    return 0
+        return EXIT_ERROR
+    write(result.table, sys.stdout, output=options.output, headers=options.headers)
+    if result.outcome is WaitOutcome.TIMED_OUT:
+        waiting = sum(1 for row in result.table if row not in result.failed)
+        print(
+            f"hotconf status: timed out after {options.timeout:g}s waiting for"
+            f" {waiting or 'any'} ConfigMap(s) to be applied everywhere",
+            file=sys.stderr,
+        )
+    elif result.outcome is WaitOutcome.FAILED:
+        names = ", ".join(f"{r['namespace']}/{r['name']} ({r['phase']})" for r in result.failed)
+        print(f"hotconf status: rollout did not complete: {names}", file=sys.stderr)
+    return int(result.outcome)
 
 
 if __name__ == "__main__":
