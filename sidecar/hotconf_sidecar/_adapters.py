@@ -35,6 +35,10 @@ __all__ = ["AdapterResult", "FilesAdapter", "NotifyUrlAdapter", "SignalAdapter"]
 
 logger: Final = logging.getLogger("hotconf_sidecar.adapters")
 
+#: Seconds before the notify URL's second attempt, and the most between two attempts.
+_FIRST_RETRY: Final = 0.05
+_LAST_RETRY: Final = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class AdapterResult:
@@ -102,7 +106,13 @@ class FilesAdapter:
 
 
 class NotifyUrlAdapter:
-    """POSTs ``{"namespace","name","revision"}`` to a URL after each revision (HTTP/1.1, h11)."""
+    """POSTs ``{"namespace","name","revision"}`` to a URL after each revision (HTTP/1.1, h11).
+
+    An application that is not listening yet, or answers 5xx (or 429), is tried again with
+    exponential backoff (50 ms, doubling, at most 1 s apart) until ``timeout`` (the sidecar's
+    ACK deadline) runs out: a starting application does not NACK, and halt, a staged rollout.
+    A 2xx answer is an ACK; any other answer is the application's verdict and a NACK at once.
+    """
 
     id: Final = "adapter:notify-url"
 
@@ -124,15 +134,28 @@ class NotifyUrlAdapter:
         body = json.dumps(
             {"namespace": snapshot.namespace, "name": snapshot.name, "revision": snapshot.revision}
         ).encode()
-        try:
-            status = await asyncio.wait_for(self._post(body), self.timeout)
-        except (OSError, TimeoutError, h11.ProtocolError) as exc:
-            reason = str(exc) or type(exc).__name__
-            logger.warning("notify URL %s failed: %s", self.url, reason)
-            return AdapterResult(self.id, "nack", f"{self.url}: {reason}")
-        if 200 <= status < 300:
-            return AdapterResult(self.id, "ack")
-        return AdapterResult(self.id, "nack", f"{self.url} answered {status}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        delay = _FIRST_RETRY
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                status = await asyncio.wait_for(self._post(body), deadline - loop.time())
+                if 200 <= status < 300:
+                    return AdapterResult(self.id, "ack")
+                failure = f"{self.url} answered {status}"
+                retry = status >= 500 or status == 429
+            except (OSError, TimeoutError, h11.ProtocolError) as exc:
+                failure = f"{self.url}: {str(exc) or type(exc).__name__}"
+                retry = not isinstance(exc, h11.ProtocolError)
+            if not retry or loop.time() + delay >= deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LAST_RETRY)
+        tries = f" ({attempts} attempts in {self.timeout:g}s)" if attempts > 1 else ""
+        logger.warning("notify URL failed: %s%s", failure, tries)
+        return AdapterResult(self.id, "nack", failure + tries)
 
     async def _post(self, body: bytes) -> int:
         import h11

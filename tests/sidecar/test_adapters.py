@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from sidecar_harness import SidecarProcess, Signer
@@ -91,11 +92,14 @@ def test_files_adapter_swaps_whole_sets(tmp_path: Path, signer: Signer) -> None:
 class _Recorder(BaseHTTPRequestHandler):
     bodies: ClassVar[list[dict[str, str]]] = []
     status: ClassVar[int] = 204
+    #: Answers to give first, one per request, before ``status``.
+    first: ClassVar[list[int]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         type(self).bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(type(self).status)
+        first = type(self).first
+        self.send_response(first.pop(0) if first else type(self).status)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -104,7 +108,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def notify_server() -> Iterator[tuple[str, type[_Recorder]]]:
-    recorder = type("Recorder", (_Recorder,), {"bodies": [], "status": 204})
+    recorder = type("Recorder", (_Recorder,), {"bodies": [], "status": 204, "first": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), recorder)
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
@@ -134,6 +138,62 @@ def test_notify_url_gets_the_revision_not_the_values(
         assert notified["result"] == "nack"
         assert "500" in notified["message"]
         assert "hunter" not in sidecar.logs()
+    finally:
+        sidecar.stop()
+
+
+def test_notify_url_is_tried_again_until_the_application_listens(
+    tmp_path: Path, signer: Signer
+) -> None:
+    """An application still starting (nothing listens yet) gets the revision once it listens,
+    within the ACK deadline, and is ACKed: it does not NACK and halt a staged rollout."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sidecar = SidecarProcess(
+        tmp_path, signer, "--notify-url", f"http://127.0.0.1:{port}/reload"
+    ).start()
+    recorder: type[_Recorder] = type(
+        "Recorder", (_Recorder,), {"bodies": [], "status": 204, "first": []}
+    )
+    replies: list[Any] = []
+    pushing = threading.Thread(target=lambda: replies.append(sidecar.push(signer.body({"k": "v"}))))
+    server: ThreadingHTTPServer | None = None
+    try:
+        pushing.start()
+        time.sleep(0.6)  # the sidecar's first attempts find the port closed
+        server = ThreadingHTTPServer(("127.0.0.1", port), recorder)
+        serving = threading.Thread(target=server.serve_forever)
+        serving.start()
+        pushing.join(15)
+        [notified] = replies[0].body["clients"]
+        assert (notified["id"], notified["result"]) == ("adapter:notify-url", "ack"), notified
+        assert len(recorder.bodies) == 1
+    finally:
+        pushing.join(15)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            serving.join()
+        sidecar.stop()
+
+
+def test_notify_url_retries_5xx_and_takes_a_4xx_as_the_verdict(
+    tmp_path: Path, signer: Signer, notify_server: tuple[str, type[_Recorder]]
+) -> None:
+    url, recorder = notify_server
+    sidecar = SidecarProcess(tmp_path, signer, "--notify-url", url).start()
+    try:
+        recorder.first[:] = [503, 502]
+        [notified] = sidecar.push(signer.body({"k": "1"})).body["clients"]
+        assert notified["result"] == "ack", notified
+        assert len(recorder.bodies) == 3  # two refusals, then the ACK
+        recorder.status = 400
+        started = time.monotonic()
+        [notified] = sidecar.push(signer.body({"k": "2"})).body["clients"]
+        assert notified["result"] == "nack" and "answered 400" in notified["message"]
+        assert len(recorder.bodies) == 4  # no second try: the application's own verdict
+        assert time.monotonic() - started < 1.5
     finally:
         sidecar.stop()
 
