@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Final
 
 from hotconf_operator._errors import SettingsError
+from hotconf_wire import logs
 from hotconf_wire.envelope import DEFAULT_PORT
-from hotconf_wire.logs import LogFormat, parse_log_format
+from hotconf_wire.logs import LogFormat, log_format_setting
 from hotconf_wire.settings import (
     LogLevel,
     Setting,
@@ -34,7 +35,6 @@ from hotconf_wire.settings import (
     integer,
     number,
     parse_bool,
-    parse_log_level,
     port,
     read_settings,
 )
@@ -288,22 +288,8 @@ RECONCILE_INTERVAL: Final = Setting(
     metavar="SECONDS",
     help="seconds between safety reconciles",
 )
-LOG_FORMAT: Final = Setting(
-    flag="--log-format",
-    env="HOTCONF_LOG_FORMAT",
-    default=LogFormat.TEXT,
-    parse=parse_log_format,
-    metavar="FORMAT",
-    help="json (one object per line) or text (logfmt): the same fields ts, level, logger, msg",
-)
-LOG_LEVEL: Final = Setting(
-    flag="--log-level",
-    env="HOTCONF_LOG_LEVEL",
-    default=LogLevel.INFO,
-    parse=parse_log_level,
-    metavar="LEVEL",
-    help="debug, info, warning or error, in any case",
-)
+LOG_FORMAT: Final = log_format_setting(LogFormat.TEXT)
+LOG_LEVEL: Final = logs.LOG_LEVEL
 
 #: Every setting under its --help heading.
 SETTINGS: Final = {

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Final, Literal, cast
 
 from hotconf_sidecar._errors import SettingsError
+from hotconf_wire import logs
 from hotconf_wire.envelope import DEFAULT_PORT, PodRef
-from hotconf_wire.logs import LogFormat, parse_log_format
+from hotconf_wire.logs import LogFormat, log_format_setting
 from hotconf_wire.settings import (
     LogLevel,
     Setting,
     choice,
     number,
     parse_bool,
-    parse_log_level,
     read_settings,
 )
 
@@ -204,22 +204,8 @@ NOTIFY_PID_FILE: Final = Setting[Path | None](
     metavar="PATH",
     help="signal adapter: file holding the target's pid",
 )
-LOG_LEVEL: Final = Setting(
-    flag="--log-level",
-    env="HOTCONF_LOG_LEVEL",
-    default=LogLevel.INFO,
-    parse=parse_log_level,
-    metavar="LEVEL",
-    help="debug, info, warning or error, in any case",
-)
-LOG_FORMAT: Final = Setting(
-    flag="--log-format",
-    env="HOTCONF_LOG_FORMAT",
-    default=LogFormat.JSON,
-    parse=parse_log_format,
-    metavar="FORMAT",
-    help="json (one object per line) or text (logfmt): the same fields ts, level, logger, msg",
-)
+LOG_LEVEL: Final = logs.LOG_LEVEL
+LOG_FORMAT: Final = log_format_setting(LogFormat.JSON)
 EVENT_LOOP: Final = Setting[EventLoop](
     flag="--event-loop",
     env="HOTCONF_EVENT_LOOP",

@@ -18,9 +18,19 @@ import enum
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["JsonFormatter", "LogFormat", "TextFormatter", "parse_log_format", "setup_logging"]
+from hotconf_wire.settings import LogLevel, Setting, parse_log_level
+
+__all__ = [
+    "LOG_LEVEL",
+    "JsonFormatter",
+    "LogFormat",
+    "TextFormatter",
+    "log_format_setting",
+    "parse_log_format",
+    "setup_logging",
+]
 
 
 class LogFormat(enum.StrEnum):
@@ -36,6 +46,29 @@ def parse_log_format(text: str) -> LogFormat:
         return LogFormat(text.strip().lower())
     except ValueError:
         raise ValueError("not a log format; use json or text") from None
+
+
+#: ``--log-level`` / ``HOTCONF_LOG_LEVEL``: declared here once for every component.
+LOG_LEVEL: Final = Setting(
+    flag="--log-level",
+    env="HOTCONF_LOG_LEVEL",
+    default=LogLevel.INFO,
+    parse=parse_log_level,
+    metavar="LEVEL",
+    help="debug, info, warning or error, in any case",
+)
+
+
+def log_format_setting(default: LogFormat) -> Setting[LogFormat]:
+    """``--log-format`` / ``HOTCONF_LOG_FORMAT``, with the component's own default."""
+    return Setting(
+        flag="--log-format",
+        env="HOTCONF_LOG_FORMAT",
+        default=default,
+        parse=parse_log_format,
+        metavar="FORMAT",
+        help="json (one object per line) or text (logfmt): the same fields ts, level, logger, msg",
+    )
 
 
 def _fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
