@@ -35,7 +35,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hotconf_operator._index import PORT_ANNOTATION
+from hotconf_operator._index import INJECT_LABEL, INJECT_SELECTOR, PORT_ANNOTATION
 from hotconf_wire.envelope import DEFAULT_PORT
 
 __all__ = [
@@ -54,10 +54,6 @@ __all__ = [
     "wants_injection",
 ]
 
-#: The opt-in: a pod labelled ``hotconf.dev/inject: "true"`` gets the sidecar.
-INJECT_LABEL: Final = "hotconf.dev/inject"
-#: The same opt-in as a label selector (the webhook's objectSelector, the operator's pod watch).
-INJECT_SELECTOR: Final = f"{INJECT_LABEL}=true"
 #: The opt-in of earlier builds, still honoured with a warning when such a pod reaches the webhook.
 INJECT_ANNOTATION: Final = "hotconf.dev/inject"
 INJECTED_ANNOTATION: Final = "hotconf.dev/injected"

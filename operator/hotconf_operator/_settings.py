@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hotconf_operator._errors import SettingsError
-from hotconf_operator._injection import INJECT_SELECTOR
+from hotconf_operator._index import INJECT_SELECTOR
 from hotconf_wire import logs
 from hotconf_wire.envelope import DEFAULT_PORT
 from hotconf_wire.logs import LogFormat, log_format_setting
