@@ -324,8 +324,9 @@ async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> d
             api.create_pod,
             {
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": f"pod-{i}", "annotations": {
-                    "hotconf.dev/configmaps": "fanout", "hotconf.dev/port": str(port)}},
+                "metadata": {"name": f"pod-{i}", "labels": {"hotconf.dev/inject": "true"},
+                             "annotations": {"hotconf.dev/configmaps": "fanout",
+                                             "hotconf.dev/port": str(port)}},
                 "status": {"phase": "Running", "podIP": host},
             },
         )  # fmt: skip

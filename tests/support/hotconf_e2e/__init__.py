@@ -194,8 +194,11 @@ class Pod:
         worker: bool = True,
         sidecar_log_level: str = "WARNING",
         shared_report: Path | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
+        #: The operator watches only pods labelled hotconf.dev/inject=true (its default selector).
+        self.labels = dict({"hotconf.dev/inject": "true"} if labels is None else labels)
         self.shared_report = shared_report
         self.sidecar_log_level = sidecar_log_level
         self.name = name
@@ -269,6 +272,7 @@ class Pod:
                 "metadata": {
                     "name": self.name,
                     "namespace": self.namespace,
+                    "labels": self.labels,
                     "annotations": {
                         "hotconf.dev/configmaps": self.configmap,
                         "hotconf.dev/port": str(self.port),
