@@ -36,6 +36,7 @@ from hotconf_operator._webhook_tls import CaBundleKeeper, ensure_certificate, wr
 from hotconf_wire.logs import LogFormat, setup_logging
 from hotconf_wire.protocol import ConfigMapRef
 from hotconf_wire.settings import LogLevel
+from hotconf_wire.trace import Tracer
 
 __all__ = ["main"]
 
@@ -109,8 +110,10 @@ async def run(config: OperatorConfig) -> None:
         )
         if config.serving.webhook_port and runtime.injection is None:
             logger.warning("sidecar injection is off: no --sidecar-image / HOTCONF_SIDECAR_IMAGE")
-        deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics)
+        tracer = Tracer(config.trace_file, proc="operator")
+        deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics, tracer=tracer)
         runtime.manager = RolloutManager(
+            tracer=tracer,
             deliverer=deliverer,
             reporter=StatusReporter(api),
             metrics=metrics,

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from hotconf_operator._errors import SettingsError
 from hotconf_operator._index import INJECT_SELECTOR
-from hotconf_wire import logs
+from hotconf_wire import logs, trace
 from hotconf_wire.envelope import DEFAULT_PORT
 from hotconf_wire.logs import LogFormat, log_format_setting
 from hotconf_wire.settings import (
@@ -329,6 +329,7 @@ RECONCILE_INTERVAL: Final = Setting(
     metavar="SECONDS",
     help="seconds between safety reconciles",
 )
+TRACE_FILE: Final = trace.TRACE_FILE
 LOG_FORMAT: Final = log_format_setting(LogFormat.TEXT)
 LOG_LEVEL: Final = logs.LOG_LEVEL
 
@@ -351,7 +352,7 @@ SETTINGS: Final[Mapping[str, tuple[Setting[Any], ...]]] = {
     ),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
-    "operation": (RECONCILE_INTERVAL, LOG_LEVEL, LOG_FORMAT),
+    "operation": (RECONCILE_INTERVAL, LOG_LEVEL, LOG_FORMAT, TRACE_FILE),
 }
 
 #: Every environment variable the operator reads (for the chart's wiring test, and docs).
@@ -507,6 +508,8 @@ class OperatorConfig:
     log_level: LogLevel = LOG_LEVEL.default
     #: Text (logfmt) by default, as the operator has always written; the chart can set json.
     log_format: LogFormat = LOG_FORMAT.default
+    #: The rollout trace's file (``hotconf_wire.trace``); empty: no trace.
+    trace_file: str = TRACE_FILE.default
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -584,4 +587,5 @@ def parse_settings(
         reconcile_interval=values[RECONCILE_INTERVAL],
         log_level=values[LOG_LEVEL],
         log_format=values[LOG_FORMAT],
+        trace_file=values[TRACE_FILE],
     )
