@@ -56,8 +56,12 @@ async def serve(settings: Settings) -> None:
             else None
         ),
         signal=(
-            SignalAdapter(adapters.notify_signal, adapters.notify_pid_file)
-            if adapters.notify_signal and adapters.notify_pid_file
+            SignalAdapter(
+                adapters.notify_signal,
+                adapters.notify_pid_file,
+                process=adapters.notify_process,
+            )
+            if adapters.notify_signal
             else None
         ),
     )

@@ -12,7 +12,8 @@ revision are written into a fresh hidden directory ``..<revision-prefix>.<n>``; 
 set or the whole new set, never half. Old directories are removed after the swap.
 
 Notify URL: ``POST`` with JSON ``{"namespace","name","revision"}`` (never values); a 2xx answer is
-an ``ack``. Signal: the pid is read from the pid file at each revision, then signalled.
+an ``ack``. Signal: the process is found again at each revision (the pid in the pid file, or
+the main process of a name), then signalled; signalling it needs the same user as the sidecar.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
+from hotconf_sidecar._processes import ProcessLookupFailed, find_process
 from hotconf_wire.protocol import ConfigSnapshot
 
 __all__ = ["AdapterResult", "FilesAdapter", "NotifyUrlAdapter", "SignalAdapter"]
@@ -192,21 +194,45 @@ class NotifyUrlAdapter:
 
 
 class SignalAdapter:
-    """Sends a signal to the process whose pid is in a file (read at each revision)."""
+    """Sends a signal to the application's process, found again at each revision.
+
+    The process is the pid in ``pid_file`` or, with ``process``, the one main process of that
+    name (:func:`hotconf_sidecar._processes.find_process`); exactly one of the two is given.
+    """
 
     id: Final = "adapter:signal"
 
-    def __init__(self, signum: signal.Signals, pid_file: Path) -> None:
+    def __init__(
+        self, signum: signal.Signals, pid_file: Path | None = None, *, process: str | None = None
+    ) -> None:
+        if (pid_file is None) == (process is None):
+            raise ValueError("the signal adapter needs exactly one of a pid file and a process")
         self.signum = signum
         self.pid_file = pid_file
+        self.process = process
+
+    def _target(self) -> int:
+        if self.process is not None:
+            return find_process(self.process)
+        assert self.pid_file is not None
+        pid = int(self.pid_file.read_text().strip())
+        if pid <= 0:
+            raise ValueError(f"pid {pid} is not a process the sidecar may signal")
+        return pid
 
     def notify(self, snapshot: ConfigSnapshot) -> AdapterResult:
+        via = f"process {self.process!r}" if self.process is not None else str(self.pid_file)
         try:
-            pid = int(self.pid_file.read_text().strip())
-            if pid <= 0:
-                raise ValueError(f"pid {pid} is not a process the sidecar may signal")
+            pid = self._target()
             os.kill(pid, self.signum)
-        except (OSError, ValueError) as exc:
-            logger.warning("signal %s via %s failed: %s", self.signum.name, self.pid_file, exc)
+        except PermissionError as exc:
+            message = (
+                f"{self.signum.name} to pid {pid} ({via}) not permitted: {exc.strerror}; the "
+                f"sidecar may signal only processes running as its own user (runAsUser)"
+            )
+            logger.warning("signal adapter: %s", message)
+            return AdapterResult(self.id, "nack", message)
+        except (OSError, ValueError, ProcessLookupFailed) as exc:
+            logger.warning("signal %s via %s failed: %s", self.signum.name, via, exc)
             return AdapterResult(self.id, "nack", f"{self.signum.name}: {exc}")
         return AdapterResult(self.id, "ack", f"{self.signum.name} sent to pid {pid}")

@@ -72,6 +72,13 @@ def _http_url(value: str) -> str:
     return value.strip()
 
 
+def _process_name(value: str) -> str:
+    name = value.strip()
+    if "/" in name or "\0" in name:
+        raise ValueError("a process name has no '/': give the file name, e.g. nginx")
+    return name
+
+
 def _event_loop(value: str) -> EventLoop:
     return cast(EventLoop, choice("auto", "uvloop", "asyncio")(value))
 
@@ -204,6 +211,14 @@ NOTIFY_PID_FILE: Final = Setting[Path | None](
     metavar="PATH",
     help="signal adapter: file holding the target's pid",
 )
+NOTIFY_PROCESS: Final = Setting[str | None](
+    flag="--notify-process",
+    env="HOTCONF_NOTIFY_PROCESS",
+    default=None,
+    parse=_process_name,
+    metavar="NAME",
+    help="signal adapter: name of the process to signal (as ps -o comm shows it)",
+)
 LOG_LEVEL: Final = logs.LOG_LEVEL
 LOG_FORMAT: Final = log_format_setting(LogFormat.JSON)
 TRACE_FILE: Final = trace.TRACE_FILE
@@ -227,6 +242,7 @@ SETTINGS: Final = {
         NOTIFY_URL,
         NOTIFY_SIGNAL,
         NOTIFY_PID_FILE,
+        NOTIFY_PROCESS,
     ),
     "process": (LOG_LEVEL, LOG_FORMAT, EVENT_LOOP, TRACE_FILE),
 }
@@ -250,9 +266,11 @@ class AdapterSettings:
     files_dir: Path | None = None
     #: POSTed ``{"namespace","name","revision"}`` (never values) after each applied revision.
     notify_url: str | None = None
-    #: Signal sent to the process whose pid is in ``notify_pid_file`` after each revision.
+    #: Signal sent after each revision to the process whose pid is in ``notify_pid_file``, or
+    #: to the main process named ``notify_process`` (found again at each revision).
     notify_signal: signal.Signals | None = None
     notify_pid_file: Path | None = None
+    notify_process: str | None = None
 
     @property
     def any(self) -> bool:
@@ -325,10 +343,20 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         )
 
     notify_signal, pid_file = values[NOTIFY_SIGNAL], values[NOTIFY_PID_FILE]
-    if notify_signal is not None and pid_file is None:
+    process = values[NOTIFY_PROCESS]
+    if notify_signal is not None and pid_file is None and process is None:
         raise SettingsError(
-            f"{NOTIFY_SIGNAL.flag} needs {NOTIFY_PID_FILE.names} to know which process"
+            f"{NOTIFY_SIGNAL.flag} needs {NOTIFY_PROCESS.names} or {NOTIFY_PID_FILE.names} "
+            f"to know which process"
         )
+    if pid_file is not None and process is not None:
+        raise SettingsError(
+            f"{NOTIFY_PROCESS.names} and {NOTIFY_PID_FILE.names} both name the process to "
+            f"signal: give one of them"
+        )
+    if notify_signal is None and (pid_file is not None or process is not None):
+        given = NOTIFY_PROCESS.names if process is not None else NOTIFY_PID_FILE.names
+        raise SettingsError(f"{given} names a process to signal but {NOTIFY_SIGNAL.names} is unset")
     host, port = values[LISTEN]
     return Settings(
         pod=PodRef(namespace, name, uid),
@@ -345,6 +373,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             notify_url=values[NOTIFY_URL],
             notify_signal=notify_signal,
             notify_pid_file=pid_file,
+            notify_process=process,
         ),
         log_level=values[LOG_LEVEL],
         log_format=values[LOG_FORMAT],

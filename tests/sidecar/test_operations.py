@@ -135,7 +135,8 @@ def test_help_documents_every_setting() -> None:
         "HOTCONF_SOCKET", "HOTCONF_SOCKET_MODE", "HOTCONF_STATE_DIR", "HOTCONF_FSYNC",
         "HOTCONF_OPERATOR_PUBLIC_KEY_FILE", "HOTCONF_OPERATOR_PUBLIC_KEY", "HOTCONF_ACK_TIMEOUT",
         "HOTCONF_FILES_DIR", "HOTCONF_NOTIFY_URL", "HOTCONF_NOTIFY_SIGNAL",
-        "HOTCONF_NOTIFY_PID_FILE", "HOTCONF_LOG_LEVEL", "HOTCONF_EVENT_LOOP",
+        "HOTCONF_NOTIFY_PID_FILE", "HOTCONF_NOTIFY_PROCESS", "HOTCONF_LOG_LEVEL",
+        "HOTCONF_EVENT_LOOP",
     ):  # fmt: skip
         assert env in done.stdout
         assert env in (Path(__file__).parents[2] / "docs" / "sidecar.md").read_text()
