@@ -15,7 +15,9 @@ What a pod gets:
   PodMonitor selects to scrape the sidecars' ``/metrics`` (labels, not annotations, select);
 - the pod's identity through the Downward API and the operator's public key, for verification;
 - resource requests and a restricted security context (``--sidecar-security-context``
-  replaces it, e.g. for a platform that assigns user ids itself).
+  replaces it, e.g. for a platform that assigns user ids itself);
+- the adapters its annotations ask for (``hotconf.dev/files``, ``hotconf.dev/notify-url``,
+  ``hotconf.dev/signal``): see :mod:`hotconf_operator._adapter_annotations`.
 
 Which pods: those labelled ``hotconf.dev/inject: "true"`` (a label, so that the webhook's
 ``objectSelector`` and the operator's pod watch select them on the API server, as
@@ -35,6 +37,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from hotconf_operator._adapter_annotations import add_adapters, read_adapters
 from hotconf_operator._index import INJECT_LABEL, INJECT_SELECTOR, PORT_ANNOTATION
 from hotconf_wire.envelope import DEFAULT_PORT
 
@@ -212,7 +215,8 @@ def inject(
     uses the default port itself), else on ``settings.port``; the annotation then holds the
     port, which is where the operator pushes. A malformed port is replaced by the default, with
     a message added to ``warnings`` (shown to the user by kubectl), as is the use of the
-    legacy annotation instead of the label.
+    legacy annotation instead of the label; so is a malformed adapter annotation, whose adapter
+    is then left off.
     """
     if not wants_injection(pod):
         return False
@@ -240,6 +244,9 @@ def inject(
     # Native sidecars start in order: put hotconf first so the socket exists before any other
     # init container or application container that may read the config.
     sidecar = sidecar_container(settings, socket_mode=_socket_mode(spec))
+    problems = warnings if warnings is not None else []
+    adapters = read_adapters(annotations, spec, reserved=(SOCKET_DIR,), warnings=problems)
+    add_adapters(spec, sidecar, adapters, warnings=problems)
     spec["initContainers"] = [sidecar, *(spec.get("initContainers") or [])]
 
     for container in spec.get("containers") or []:

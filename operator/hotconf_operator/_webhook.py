@@ -94,10 +94,16 @@ def register(
             return
         try:
             pod = copy.deepcopy(pod)
-            changed = inject(pod, injection, warnings=warnings)
+            problems: list[str] = []
+            changed = inject(pod, injection, warnings=problems)
         except Exception:  # a malformed pod spec: admit it as it is, never refuse it
             logger.exception("cannot inject pod %s; admitting it unchanged", _pod_name(body))
             return
+        # kubectl shows these to whoever created the pod; a pod made by a controller (a
+        # Deployment's ReplicaSet) has no one to show them to, so the log has them too.
+        warnings.extend(problems)
+        for problem in problems:
+            logger.warning("pod %s: %s", _pod_name(body), problem)
         if not changed:
             return
 

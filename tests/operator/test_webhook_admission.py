@@ -3,7 +3,8 @@ HTTPS to the operator process (on the test control plane, with its signing key, 
 certificate directory) come back with a JSON patch that, applied to the pod, injects the sidecar
 carrying the public half of the operator's own signing key and the resources from
 ``--sidecar-resources``, listening on ``--sidecar-port`` or the pod's own ``hotconf.dev/port``
-(a malformed one is replaced, with an admission warning); a pod labelled
+(a malformed one is replaced, with an admission warning; so is a malformed adapter annotation,
+whose adapter is left off, and the operator logs it); a pod labelled
 ``hotconf.dev/inject: "true"`` is injected without warnings, one with only the legacy annotation
 with a warning naming the label; an injected pod and a pod that does not ask come back allowed
 with no patch; malformed reviews never inject and leave the server serving; injections (not dry
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hotconf_e2e import wait_for
 from hotconf_e2e.webhook import Operator, Webhook, make_pod, running_operator
 
 RESOURCES = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
@@ -83,6 +85,17 @@ def test_the_sidecar_port_is_the_operators_or_the_pods(operator: Operator) -> No
         assert injected["metadata"]["annotations"]["hotconf.dev/port"] == str(expected)
         warnings = [w for w in response.get("warnings", []) if "hotconf.dev/port" in w]
         assert bool(warnings) is warned, response
+
+
+def test_a_malformed_adapter_annotation_is_warned_about_and_logged(operator: Operator) -> None:
+    pod = make_pod({"hotconf.dev/configmaps": "web-config", "hotconf.dev/files": "/etc/hotconf",
+                    "hotconf.dev/notify-url": "localhost:8080/reload"}, labels=OPT_IN)  # fmt: skip
+    response, injected = operator.hook.admit(pod)
+    [warning] = [w for w in response.get("warnings", []) if "hotconf.dev/notify-url" in w]
+    assert "'localhost:8080/reload' is not an http(s) URL" in warning
+    env = {e["name"]: e.get("value") for e in injected["spec"]["initContainers"][0]["env"]}
+    assert "HOTCONF_NOTIFY_URL" not in env and env["HOTCONF_FILES_DIR"]  # the rest is on
+    wait_for("the warning in the operator's log", lambda: warning in operator.process.logs())
 
 
 def test_a_dry_run_is_injected_but_not_counted(operator: Operator) -> None:
