@@ -5,25 +5,36 @@ There is no kubelet in the test control plane. :class:`KubeletPod` creates a Pod
 webhook, and starts the processes that spec describes on this machine: the native sidecar (the
 init container ``hotconf-sidecar`` with ``restartPolicy: Always``) from its ``command`` and
 ``env``, with Downward API values resolved from the stored object and each ``emptyDir`` mount
-mapped to a directory of the pod's own; then one application process (``hotconf_e2e.worker``)
-with the ``HOTCONF_SOCKET`` the injection gave the application container. Once the sidecar's
-readiness probe answers it writes the pod's status (Running, Ready, ``status.podIP``) through
-``/status``, as a kubelet does.
+mapped to a directory of the pod's own; then one application process: ``hotconf_e2e.worker``
+with the ``HOTCONF_SOCKET`` the injection gave the application container, or, with ``app=``, any
+program (a shell script, a Node server) run with the application container's env, in which
+every path inside one of its volumes (``HOTCONF_FILES_DIR``: the files adapter's emptyDir) is
+that volume's directory, the one the sidecar writes to. Once the sidecar's readiness probe
+answers (and the application's ``app_ready`` file exists, standing for its readiness probe) it
+writes the pod's status (Running, Ready, ``status.podIP``) through ``/status``, as a kubelet does.
+
+A sidecar told to signal a process by name must be in a pod that shares its process namespace,
+or a kubelet would give it a PID namespace of its own where the application is not: the harness
+refuses to run it otherwise. Here every process of the host is visible, so tests give their
+application a name unique on the host.
 
 Each pod is one loopback address (127.0.0.x) standing for its network namespace: a listen
-address on all interfaces (``0.0.0.0:PORT``) becomes ``<podIP>:PORT``, so that many pods can use
-the same port, as they can on a cluster.
+address on all interfaces (``0.0.0.0:PORT``) becomes ``<podIP>:PORT``, and ``localhost`` in a URL
+(the notify URL) the pod's address, so that many pods can use the same port, as they can on a
+cluster.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hotconf_e2e import BIN, Pod, _env, running_status
+from hotconf_e2e import BIN, Pod, _env, running_status, wait_for
 
 __all__ = ["KubeletPod", "sidecar_of"]
 
@@ -46,11 +57,23 @@ class KubeletPod(Pod):
         *,
         annotations: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
+        pod_spec: dict[str, Any] | None = None,
+        app: Sequence[str] | None = None,
+        app_env: dict[str, str] | None = None,
+        app_ready: Path | None = None,
         **options: Any,
     ) -> None:
+        """``pod_spec``: fields added to the Pod's spec (e.g. a ``securityContext``); ``app``:
+        the application's command instead of the Python worker, with ``app_env`` added to the
+        container's env; ``app_ready``: a file the application creates once it is ready."""
         super().__init__(public_key_pem="", **options)
         self.annotations = {"hotconf.dev/configmaps": self.configmap, **(annotations or {})}
         self.labels = {"hotconf.dev/inject": "true", **(labels or {})}
+        self.pod_spec = pod_spec or {}
+        self.app = list(app) if app is not None else None
+        self.app_env = app_env or {}
+        self.app_ready = app_ready
+        self.application: subprocess.Popen[bytes] | None = None
         self.stored: dict[str, Any] = {}
         # emptyDir volumes live under a short path: a Unix socket path has at most 107 bytes.
         self.volumes = Path(tempfile.mkdtemp(prefix="hotconf-pod-"))
@@ -69,6 +92,7 @@ class KubeletPod(Pod):
                     "containers": [{"name": "app", "image": "example/app"}],
                     "automountServiceAccountToken": False,
                     "securityContext": {"fsGroup": 65532},
+                    **self.pod_spec,
                 },
             },
             self.namespace,
@@ -105,12 +129,19 @@ class KubeletPod(Pod):
                     value = str(local) + value[len(mount_path) :]
             if value.startswith("0.0.0.0:"):  # all interfaces of the pod: its own address
                 value = f"{self.ip}:{value.partition(':')[2]}"
+            for loopback in ("localhost", "127.0.0.1"):  # in a URL: the pod's own loopback
+                value = value.replace(f"://{loopback}:", f"://{self.ip}:")
             env[item["name"]] = value
         return env
 
     def start_sidecar(self) -> None:
         sidecar = sidecar_of(self.stored)
         env = {**_env(), **self._resolve_env(sidecar)}
+        if env.get("HOTCONF_NOTIFY_PROCESS"):
+            assert self.stored["spec"].get("shareProcessNamespace") is True, (
+                "a sidecar that signals a process by name needs shareProcessNamespace: true; "
+                "a kubelet would give it its own PID namespace, where the application is not"
+            )
         env.setdefault("HOTCONF_ACK_TIMEOUT", "3")
         self.socket = Path(env["HOTCONF_SOCKET"])
         self.public_key_pem = env["HOTCONF_OPERATOR_PUBLIC_KEY"]
@@ -135,11 +166,44 @@ class KubeletPod(Pod):
         app = self.stored["spec"]["containers"][0]
         app_env = self._resolve_env(app)
         self.socket = Path(app_env["HOTCONF_SOCKET"])
-        self.start_worker()
+        if self.app is None:
+            self.start_worker()
+        else:
+            self.start_application(app_env)
         self.api.set_pod_status(self.name, running_status(self.ip), self.namespace)
         return self
 
+    def start_application(self, container_env: dict[str, str]) -> None:
+        """Run ``app`` as the application container, and wait for its ``app_ready`` file."""
+        assert self.app is not None
+        env = {**os.environ, **container_env, **self.app_env}
+        with (self.dir / "app.log").open("ab") as log:
+            self.application = subprocess.Popen(
+                self.app, env=env, stdout=log, stderr=log, start_new_session=True
+            )
+        ready = self.app_ready
+        if ready is not None:
+
+            def started() -> bool:
+                assert self.application is not None
+                if self.application.poll() is not None:
+                    raise AssertionError(f"application {self.name} exited: {self.logs('app')}")
+                return ready.exists()
+
+            wait_for(f"application {self.name} ready", started)
+
+    def local(self, path: str, container: int = 0) -> Path:
+        """The directory of this machine that stands for ``path`` in a container of the pod."""
+        spec = self.stored["spec"]
+        for mount_path, local in self._mounts(spec["containers"][container]).items():
+            if path == mount_path or path.startswith(mount_path + "/"):
+                return Path(str(local) + path[len(mount_path) :])
+        raise AssertionError(f"{path} is on no volume of container {container}")
+
     def stop(self) -> None:
+        if self.application is not None and self.application.poll() is None:
+            os.killpg(self.application.pid, 9)  # the whole container: the script and its children
+            self.application.wait()
         super().stop()
         shutil.rmtree(self.volumes, ignore_errors=True)
 
