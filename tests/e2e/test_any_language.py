@@ -13,7 +13,9 @@ work for programs that do not speak hotconf's protocol:
 - ``hotconf.dev/signal`` with ``hotconf.dev/signal-process``: a shell script with ``trap ... HUP``
   is signalled by name after each swap of the files; the stored pod shares its process namespace
   and runs the sidecar as the application's user (the harness refuses to run a signalling sidecar
-  without ``shareProcessNamespace``).
+  without ``shareProcessNamespace``);
+- a pod with every adapter, as injected, is admitted by the API server's PodSecurity admission
+  enforcing the restricted profile (which refuses a pod that does not comply).
 """
 
 from __future__ import annotations
@@ -72,8 +74,14 @@ def injecting(cluster: Any, tmp_path: Path) -> Iterator[OperatorProcess]:
 
 
 def _admitted(pod: KubeletPod) -> KubeletPod:
+    """Create the pod through the webhook and run it."""
+    _create(pod)
+    return pod.run()
+
+
+def _create(pod: KubeletPod) -> None:
     """Create the pod, retrying while the operator's webhook is still starting (the API server
-    then refuses it, failurePolicy Fail), and run it."""
+    then refuses it, failurePolicy Fail)."""
 
     def attempt() -> bool:
         try:
@@ -85,7 +93,6 @@ def _admitted(pod: KubeletPod) -> KubeletPod:
         return True
 
     wait_for(f"pod {pod.name} admitted through the webhook", attempt, timeout=30, every=0.2)
-    return pod.run()
 
 
 def _lines(path: Path) -> list[str]:
@@ -221,5 +228,48 @@ def test_a_shell_script_with_a_trap_is_signalled_by_name(
         wait_for("the script reloaded 'two'", lambda: _lines(out) == ["HUP one", "HUP two"])
         status = _status(cluster, applied=1, total=1, phase="complete")
         assert status["revision"] == pod.state()["configmaps"][0]["revision"]
+    finally:
+        pod.stop()
+
+
+RESTRICTED_APP = {
+    "name": "app",
+    "image": "example/app",
+    "securityContext": {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
+
+
+def test_a_pod_with_every_adapter_passes_the_restricted_pod_security_profile(
+    cluster: Any, injecting: OperatorProcess
+) -> None:
+    # The API server's PodSecurity admission runs after the mutating webhooks: it judges the
+    # pod as injected, shareProcessNamespace and the sidecar's user included.
+    kubectl(cluster.kubeconfig, "label", "namespace", cluster.namespace,
+            "pod-security.kubernetes.io/enforce=restricted")  # fmt: skip
+    pod = KubeletPod(
+        api=cluster.api, workdir=cluster.workdir, name="restricted", ip="127.0.0.74",
+        configmap="app",
+        annotations={"hotconf.dev/files": "/etc/hotconf",
+                     "hotconf.dev/notify-url": "http://localhost:8080/-/reload",
+                     "hotconf.dev/signal": "SIGHUP", "hotconf.dev/signal-process": "my-server"},
+        pod_spec={"containers": [RESTRICTED_APP],
+                  "securityContext": {"runAsUser": 1000, "fsGroup": 1000}},
+    )  # fmt: skip
+    try:
+        _create(pod)  # admitted is what this test is about; it is not run
+        stored = pod.stored
+        assert stored["spec"]["shareProcessNamespace"] is True
+        assert sidecar_of(stored)["securityContext"]["runAsUser"] == 1000
+        # The same pod without a securityContext on the application is refused: the profile
+        # is enforced here, so the pod above passed it rather than slipped by.
+        unsafe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unsafe"},
+                  "spec": {"containers": [{"name": "app", "image": "example/app"}]}}  # fmt: skip
+        with pytest.raises(ApiError, match="restricted"):
+            cluster.api.create_pod(unsafe)
     finally:
         pod.stop()
