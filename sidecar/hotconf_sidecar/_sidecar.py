@@ -13,7 +13,11 @@ that keeps the latency down and loses nothing:
 
 A push with the held revision and a higher sequence is persisted (the sequence moves on) and
 answered ``unchanged`` with each client's current verdict; it is not published again, because
-the relay has already sent the held revision to every connected subscriber.
+the relay has already sent the held revision to every connected subscriber. The adapters' last
+verdicts on the held revision are kept too, and reported with the clients' in that answer and in
+:meth:`Sidecar.state`: an application that refused a revision through the notify URL is still
+counted as refusing it when the operator asks again (after its restart, or to reconcile), and is
+not called again for the same revision.
 
 Lifecycle (:class:`SidecarState`, in ``Sidecar.lifecycle``): starting -> running -> draining ->
 stopped. A push outside ``running`` raises :class:`~hotconf_sidecar._errors.Unavailable`
@@ -93,6 +97,8 @@ class Sidecar:
         self.metrics = Metrics(clients=lambda: len(relay.clients()))
         self.lifecycle = SidecarState.STARTING
         self._held: dict[ConfigMapRef, Held] = {}
+        #: The adapters' verdicts on the revision of ``_held`` they ran for (none after a start).
+        self._adapted: dict[ConfigMapRef, tuple[ClientVerdict, ...]] = {}
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -187,6 +193,7 @@ class Sidecar:
             clients = [
                 c.verdicts[ref] for c in self.relay.clients() if c.wants(ref) and ref in c.verdicts
             ]
+            clients += self._adapter_verdicts(ref, held.snapshot.revision)
             logger.info("push %s %s seq=%d unchanged", ref, snapshot.revision, push.sequence)
             return self._answer("unchanged", snapshot.revision, push.sequence, clients)
         self._held[ref] = Held(snapshot, push.sequence, push.frame)
@@ -209,6 +216,8 @@ class Sidecar:
                 adapters.append(self.signal.notify(snapshot))
             if self.notify_url is not None:
                 adapters.append(await self.notify_url.notify(snapshot))
+            if adapters:
+                self._adapted[ref] = tuple(_adapter_verdict(a, snapshot.revision) for a in adapters)
         verdicts = await publication.verdicts(self.ack_timeout)
         elapsed = time.perf_counter() - started
         self.metrics.relay_seconds.observe(elapsed)
@@ -226,6 +235,10 @@ class Sidecar:
                 " ".join(f"{c.id}={c.result}" for c in clients) or "no clients",
             )
         return self._answer("applied", snapshot.revision, push.sequence, clients)
+
+    def _adapter_verdicts(self, ref: ConfigMapRef, revision: str) -> tuple[ClientVerdict, ...]:
+        """The adapters' last verdicts on ``revision`` of ``ref`` (none if they ran for another)."""
+        return tuple(v for v in self._adapted.get(ref, ()) if v.revision == revision)
 
     @staticmethod
     def _answer(
@@ -245,7 +258,10 @@ class Sidecar:
                     ref=ref,
                     revision=held.snapshot.revision,
                     sequence=held.sequence,
-                    clients=tuple(c.verdicts[ref] for c in clients if ref in c.verdicts),
+                    clients=(
+                        *(c.verdicts[ref] for c in clients if ref in c.verdicts),
+                        *self._adapter_verdicts(ref, held.snapshot.revision),
+                    ),
                 )
                 for ref, held in sorted(self._held.items())
             ),

@@ -9,7 +9,8 @@ work for programs that do not speak hotconf's protocol:
   first the value the pod starts with, then each change, and the status counts the pod applied;
 - ``hotconf.dev/notify-url``: a Node.js server is POSTed each revision, reads the files and
   answers 204 (ACK); its 422 for a value it refuses is the pod's NACK, with its reason in the
-  ConfigMap's status;
+  ConfigMap's status, and a restarted operator still counts the pod rejected (from the
+  sidecar's state);
 - ``hotconf.dev/signal`` with ``hotconf.dev/signal-process``: a shell script with ``trap ... HUP``
   is signalled by name after each swap of the files; the stored pod shares its process namespace
   and runs the sidecar as the application's user (the harness refuses to run a signalling sidecar
@@ -189,6 +190,17 @@ def test_a_node_server_is_called_at_the_notify_url_and_its_refusal_is_a_nack(
         assert status["pod"] == "notified", status
         assert "answered 422" in status["message"], status
         assert _lines(out) == [f"{one} one", f"{two} two"]  # the application kept "two"
+
+        # A restarted operator learns the verdict from the sidecar's state, not from a new call.
+        assert injecting.stop() == 0, injecting.logs()[-4000:]
+        injecting.start()
+        wait_for(
+            "the restarted operator counts the pod rejected",
+            lambda: injecting.metric("hotconf_operator_pods", state="rejected") == 1,
+        )
+        status = _status(cluster, rejected=1, total=1)
+        assert "answered 422" in status["message"], status
+        assert _lines(out) == [f"{one} one", f"{two} two"]
     finally:
         pod.stop()
 

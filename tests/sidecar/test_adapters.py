@@ -250,3 +250,34 @@ def test_files_adapter_failure_is_a_nack(tmp_path: Path, signer: Signer) -> None
         assert "cannot write files" in files["message"]
     finally:
         sidecar.stop()
+
+
+def test_an_adapters_verdict_is_kept_for_the_operators_later_questions(
+    tmp_path: Path, signer: Signer, notify_server: tuple[str, type[_Recorder]]
+) -> None:
+    """A notify URL that refused a revision is still reported refusing it in an ``unchanged``
+    answer and in ``/v2/state`` (what the operator reads after a restart), and is not called
+    again for that revision; a new revision is asked about afresh."""
+    url, recorder = notify_server
+    recorder.status = 422
+    sidecar = SidecarProcess(tmp_path, signer, "--notify-url", url).start()
+    try:
+        first = sidecar.push(signer.body({"k": "bad"})).body
+        [refused] = first["clients"]
+        assert (refused["id"], refused["result"]) == ("adapter:notify-url", "nack")
+        again = sidecar.push(signer.body({"k": "bad"})).body  # the same revision, a new sequence
+        assert again["status"] == "unchanged"
+        assert again["clients"] == [refused]
+        [held] = sidecar.get("/v2/state").body["configmaps"]
+        assert held["clients"] == [refused]
+        assert len(recorder.bodies) == 1
+
+        recorder.status = 204
+        fixed = sidecar.push(signer.body({"k": "good"})).body
+        assert [c["result"] for c in fixed["clients"]] == ["ack"]
+        [held] = sidecar.get("/v2/state").body["configmaps"]
+        assert [(c["id"], c["result"], c["revision"]) for c in held["clients"]] == [
+            ("adapter:notify-url", "ack", fixed["revision"])
+        ]
+    finally:
+        sidecar.stop()
