@@ -130,14 +130,20 @@ class NotifyUrlAdapter:
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._authority = parts.netloc.rpartition("@")[2]
 
-    async def notify(self, snapshot: ConfigSnapshot) -> AdapterResult:
+    async def notify(
+        self, snapshot: ConfigSnapshot, *, deadline: float | None = None
+    ) -> AdapterResult:
+        """POST the revision; attempts stop at ``deadline`` (the event loop's clock; default:
+        the ACK timeout from now)."""
         import h11  # on first use: 0.3 MiB that pods without a notify URL do not pay
 
         body = json.dumps(
             {"namespace": snapshot.namespace, "name": snapshot.name, "revision": snapshot.revision}
         ).encode()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        start = loop.time()
+        if deadline is None:
+            deadline = start + self.timeout
         delay = _FIRST_RETRY
         attempts = 0
         while True:
@@ -155,7 +161,8 @@ class NotifyUrlAdapter:
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LAST_RETRY)
-        tries = f" ({attempts} attempts in {self.timeout:g}s)" if attempts > 1 else ""
+        spent = loop.time() - start
+        tries = f" ({attempts} attempts in {spent:.1f}s)" if attempts > 1 else ""
         logger.warning("notify URL failed: %s%s", failure, tries)
         return AdapterResult(self.id, "nack", failure + tries)
 
@@ -198,6 +205,9 @@ class SignalAdapter:
 
     The process is the pid in ``pid_file`` or, with ``process``, the one main process of that
     name (:func:`hotconf_sidecar._processes.find_process`); exactly one of the two is given.
+    While no process of the name is there (the application is still starting, or a wrapper has
+    not yet exec'd it), the lookup is tried again with the notify URL's backoff until the
+    push's ACK deadline; several processes, or a refused signal, are a NACK at once.
     """
 
     id: Final = "adapter:signal"
@@ -220,10 +230,24 @@ class SignalAdapter:
             raise ValueError(f"pid {pid} is not a process the sidecar may signal")
         return pid
 
-    def notify(self, snapshot: ConfigSnapshot) -> AdapterResult:
+    async def _find(self, deadline: float) -> int:
+        loop = asyncio.get_running_loop()
+        delay = _FIRST_RETRY
+        while True:
+            try:
+                return self._target()
+            except ProcessLookupFailed as exc:
+                if not exc.none or loop.time() + delay >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LAST_RETRY)
+
+    async def notify(self, snapshot: ConfigSnapshot, *, deadline: float) -> AdapterResult:
+        """Signal the process; wait for a process of the name until ``deadline`` (the event
+        loop's clock)."""
         via = f"process {self.process!r}" if self.process is not None else str(self.pid_file)
         try:
-            pid = self._target()
+            pid = await self._find(deadline)
             os.kill(pid, self.signum)
         except PermissionError as exc:
             message = (

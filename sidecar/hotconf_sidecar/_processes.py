@@ -30,6 +30,11 @@ COMM_MAX: Final = 15
 class ProcessLookupFailed(LookupError):
     """No process, or more than one main process, has the name; the message says which."""
 
+    def __init__(self, message: str, *, none: bool) -> None:
+        super().__init__(message)
+        #: True when no process had the name (it may still start), False for several.
+        self.none = none
+
 
 def _read(path: Path) -> bytes | None:
     try:
@@ -76,9 +81,11 @@ def find_process(name: str, *, proc: Path = Path("/proc"), exclude: int | None =
         raise ProcessLookupFailed(
             f"no process named {name!r} is visible to the sidecar (the pod needs "
             f"shareProcessNamespace: true, and the name is the process's own, as ps -o comm "
-            f"shows it)"
+            f"shows it)",
+            none=True,
         )
     raise ProcessLookupFailed(
         f"{len(main)} processes named {name!r} (pids {', '.join(map(str, main))}), none the "
-        f"parent of the others: give the name of exactly one process"
+        f"parent of the others: give the name of exactly one process",
+        none=False,
     )

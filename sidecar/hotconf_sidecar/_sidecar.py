@@ -210,12 +210,15 @@ class Sidecar:
             await publication.drained()
         current = self._held.get(ref)
         if current is not None and current.snapshot is snapshot:  # not overtaken meanwhile
+            # One ACK timeout for the adapters together: what the signal's wait for its process
+            # uses up, the notify URL's retries do not get.
+            deadline = asyncio.get_running_loop().time() + self.ack_timeout
             if self.files is not None:
                 adapters.append(self.files.apply(snapshot))
             if self.signal is not None:
-                adapters.append(self.signal.notify(snapshot))
+                adapters.append(await self.signal.notify(snapshot, deadline=deadline))
             if self.notify_url is not None:
-                adapters.append(await self.notify_url.notify(snapshot))
+                adapters.append(await self.notify_url.notify(snapshot, deadline=deadline))
             if adapters:
                 self._adapted[ref] = tuple(_adapter_verdict(a, snapshot.revision) for a in adapters)
         verdicts = await publication.verdicts(self.ack_timeout)

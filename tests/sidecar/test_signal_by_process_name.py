@@ -1,18 +1,23 @@
 """The signal adapter finds the application by its process name, as in a pod with
 ``shareProcessNamespace``: a ``#!`` shell script with a ``trap`` gets the signal at each
-revision; a main process is signalled and not its workers of the same name; no match or two
-unrelated matches are a NACK naming what was found; a name is matched as ``ps -o comm`` shows
-it (cut to 15 bytes) or as ``argv[0]``; the sidecar's settings refuse contradictory targets."""
+revision; a main process is signalled and not its workers of the same name; a process that
+takes its name while the push waits is signalled; no match by the ACK timeout, or two
+unrelated matches at once, are a NACK naming what was found; a name is matched as
+``ps -o comm`` shows it (cut to 15 bytes) or as ``argv[0]``; the sidecar's settings refuse
+contradictory targets."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sidecar_harness import SidecarProcess, Signer
@@ -109,6 +114,47 @@ def test_no_process_or_two_main_processes_of_the_name_are_a_nack(
     finally:
         _kill(first)
         _kill(second)
+
+
+# A process that takes the name it is looked up by only once it is told to ("go" exists), after
+# its handler is installed: like a wrapper that execs the application a moment later.
+_RENAMED = """
+import ctypes, pathlib, signal, sys, time
+out, go, name = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+signal.signal(signal.SIGHUP, lambda *_: out.write_text("HUP"))
+while not go.exists():
+    time.sleep(0.01)
+ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: /proc/self/comm
+time.sleep(60)
+"""
+
+
+def test_a_process_that_takes_the_name_while_the_push_waits_is_signalled(
+    tmp_path: Path, signer: Signer, app_script: Path, sidecar: SidecarProcess
+) -> None:
+    out, go = tmp_path / "signals", tmp_path / "go"
+    app = subprocess.Popen([sys.executable, "-c", _RENAMED, str(out), str(go), app_script.name])
+    answers: list[dict[str, Any]] = []
+    push = threading.Thread(
+        target=lambda: answers.append(sidecar.push(signer.body({"k": "v"})).body)
+    )
+    try:
+        push.start()
+        time.sleep(0.3)  # the sidecar's first lookups find no such process
+        go.touch()
+        push.join(30)
+        [answer] = answers
+        [signalled] = answer["clients"]
+        assert signalled["result"] == "ack", signalled
+        assert signalled["message"] == f"SIGHUP sent to pid {app.pid}"
+        deadline = time.monotonic() + 10
+        while not out.exists():
+            assert time.monotonic() < deadline, "the handler did not run"
+            time.sleep(0.02)
+    finally:
+        app.kill()
+        app.wait()
+        push.join(30)
 
 
 def _fake_proc(root: Path, pid: int, *, comm: str, argv: list[str], ppid: int = 1) -> None:
