@@ -134,7 +134,8 @@ async def run(config: OperatorConfig) -> None:
         )
         manager = runtime.manager
         runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)
-        runtime.heap_keeper.apply_thresholds()
+        took = runtime.heap_keeper.prepare()  # before kopf watches: no change waits on it
+        logger.debug("heap collected and frozen before watching: %.1f ms", took * 1e3)
         registry = kopf.OperatorRegistry()
         register(registry, runtime)
         health = config.serving.health_port
