@@ -21,6 +21,7 @@ work for programs that do not speak hotconf's protocol:
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -151,8 +152,11 @@ def test_a_node_server_is_called_at_the_notify_url_and_its_refusal_is_a_nack(
     cluster: Any, injecting: OperatorProcess, tmp_path: Path
 ) -> None:
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    if node is None:  # scripts/fetch-tools installs it (Debian's nodejs) where it is missing
+        message = "node is not installed: run scripts/fetch-tools (scripts/test runs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
     out, ip = tmp_path / "applied", "127.0.0.72"
