@@ -10,10 +10,13 @@ rollout still running for an older one and starts a rollout task:
 2. plan batches (``_plan``): all pods at once, or staged;
 3. push batch by batch (``_delivery``), concurrently within a batch; a NACK in a staged rollout
    halts it, and the pods not reached keep their config;
-4. write the status annotation and an Event (``_status``).
+4. write the status annotation and an Event (``_status``), and the revision's outcome to its
+   history record (``_history_store``: a ``ControllerRevision`` per validated revision).
 
 A reconcile is the same task, with each pod asked what it holds first and pushed to only if it
-differs; a halted status of the same revision found on the ConfigMap is respected.
+differs; a halted status of the same revision found on the ConfigMap is respected, and the last
+revision every pod applied is read back from the history (after an operator restart the memory
+no longer has it), for the pods that start while it stays halted.
 
 The manager is the one owner of the per-ConfigMap state (``_state``) and of the rollout tasks.
 ``_reconcile`` asks it for a plan per pod (:meth:`RolloutManager.plan_pod`) and hands each
@@ -40,6 +43,7 @@ from hotconf_operator._decide import (
 )
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import ConfigInvalid
+from hotconf_operator._history_store import HistoryStore
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
@@ -69,12 +73,16 @@ class RolloutManager:
         metrics: Metrics,
         targets: TargetsFn,
         fetch_schema: SchemaFetcher | None = None,
+        history: HistoryStore | None = None,
     ) -> None:
         self._deliverer = deliverer
         self._reporter = reporter
         self._metrics = metrics
         self._targets = targets
         self._fetch_schema = fetch_schema
+        self._history = history
+        #: The event that started each ConfigMap's current rollout (who changed it, its limit).
+        self._events: dict[ConfigMapRef, ConfigMapSeen] = {}
         self._states = ConfigMapStates()
         #: The rollout (or schema check) task of each ConfigMap's current state.
         self._tasks: dict[ConfigMapRef, asyncio.Task[None]] = {}
@@ -155,6 +163,7 @@ class RolloutManager:
                 state.halted = True
                 state.halt_reason = decision.halt
         self._states.put(state)
+        self._events[ref] = event
         self._start(
             event, self._rollout(state, event, check_first=decision.check_first), what="rollout"
         )
@@ -163,7 +172,10 @@ class RolloutManager:
         self._states.pop(ref)
         await self._cancel(ref)
         self._tasks.pop(ref, None)
+        self._events.pop(ref, None)
         self._reporter.forget(ref)
+        if self._history is not None:
+            self._history.forget(ref)
         self._update_gauges()
 
     async def aclose(self) -> None:
@@ -256,7 +268,12 @@ class RolloutManager:
             )
         targets = self._targets(ref)
         if state.halted:
-            # Restarted after a halt: only look at who holds what; push nothing.
+            # Restarted after a halt: only look at who holds what; push nothing. Pods that
+            # start meanwhile get the last revision every pod applied, from the history.
+            if state.last_good is None and self._history is not None:
+                state.last_good = await self._history.last_good(
+                    ref, state.uid, besides=state.revision
+                )
             outcomes = await asyncio.gather(*(self._observe(t, snapshot) for t in targets))
             for outcome in outcomes:
                 state.record(outcome)
@@ -333,6 +350,16 @@ class RolloutManager:
             state.last_good = state.snapshot
         self._update_gauges()
         await self._reporter.write(state.ref, status)
+        event = self._events.get(state.ref)
+        if self._history is not None and state.snapshot is not None and event is not None:
+            if event.revision == state.revision:
+                await self._history.note(
+                    snapshot=state.snapshot,
+                    uid=state.uid,
+                    status=status,
+                    who=event.changed_by,
+                    annotations=event.annotations,
+                )
         return status
 
     def _update_gauges(self) -> None:
