@@ -22,6 +22,8 @@ from collections.abc import Mapping
 
 from hotconf_operator._errors import KubeApiError
 from hotconf_operator._history import (
+    CHANGED_AT_ANNOTATION,
+    CHANGED_BY_ANNOTATION,
     NUMBER_ANNOTATION,
     OUTCOME_ANNOTATION,
     HistoryEntry,
@@ -91,13 +93,22 @@ class HistoryStore:
         self._noted[ref] = (snapshot.revision, status.phase)
 
     async def _set_outcome(
-        self, ref: ConfigMapRef, name: str, status: RolloutStatus, number: int | None = None
+        self,
+        ref: ConfigMapRef,
+        name: str,
+        status: RolloutStatus,
+        number: int | None = None,
+        who: tuple[str, str] = ("", ""),
     ) -> None:
+        """Patch a record's outcome; with ``number``, content that came back: its new number
+        and who wrote it back this time."""
         assert self._api is not None
         annotations = {OUTCOME_ANNOTATION: status.to_annotation()}
         patch: dict[str, object] = {"metadata": {"annotations": annotations}}
         if number is not None:
             annotations[NUMBER_ANNOTATION] = str(number)
+            annotations[CHANGED_BY_ANNOTATION] = who[0]
+            annotations[CHANGED_AT_ANNOTATION] = who[1]
             patch["revision"] = number
         await self._api.patch_controller_revision(ref.namespace, name, patch)
 
@@ -118,7 +129,7 @@ class HistoryStore:
             # Seen before: the same rollout after a restart keeps its number; old content
             # that comes back (a rollback) takes the next one, as a StatefulSet's does.
             number = None if mine.number == top else top + 1
-            await self._set_outcome(ref, mine.name, status, number)
+            await self._set_outcome(ref, mine.name, status, number, who)
         else:
             body = record_body(snapshot=snapshot, uid=uid, number=top + 1, who=who, outcome=status)
             try:
