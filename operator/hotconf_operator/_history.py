@@ -15,9 +15,10 @@ One record per content revision (``hotconf_wire.protocol.compute_revision``):
 * ``.revision``: 1, 2, 3 ... per ConfigMap; content applied again (a rollback, a revert in Git)
   takes the next number, as a StatefulSet's old revision does when it comes back;
 * ``.data``: ``{"data": {...}, "binaryData": {...}}`` as the ConfigMap has them; above
-  :data:`COMPRESS_ABOVE` bytes of JSON, ``{"gzip": "<base64 of the gzipped JSON>"}`` instead,
-  so that a 1 MiB ConfigMap whose values JSON-escape to twice their size (quotes, newlines)
-  still fits the API server's and etcd's request limits (about 1.5 MiB);
+  :data:`COMPRESS_ABOVE` bytes of JSON, ``{"gzip": "<base64 of the gzipped JSON>"}`` instead
+  when that is smaller, so that a 1 MiB ConfigMap whose values JSON-escape to twice their size
+  (quotes, newlines) still fits etcd's request limit (1.5 MiB by default); 1 MiB of random
+  ``binaryData`` is stored plain, its base64 (1.33 MiB) fits as it is;
 * annotations: :data:`REVISION_ANNOTATION` (the content revision), :data:`CHANGED_BY_ANNOTATION`
   (the field manager that last wrote ``data``/``binaryData``, from ``managedFields``: who, if
   known), :data:`CHANGED_AT_ANNOTATION` (when it wrote it), :data:`OUTCOME_ANNOTATION` (what the
@@ -136,7 +137,9 @@ def _encode(snapshot: ConfigSnapshot) -> dict[str, Any]:
     raw = json.dumps(content, separators=(",", ":")).encode()
     if len(raw) <= COMPRESS_ABOVE:
         return content
-    return {"gzip": base64.b64encode(gzip.compress(raw, mtime=0)).decode()}
+    packed = base64.b64encode(gzip.compress(raw, mtime=0)).decode()
+    # Random binaryData does not compress, and base64 would make it a third bigger again.
+    return {"gzip": packed} if len(packed) < len(raw) else content
 
 
 def _decode(stored: Any) -> tuple[dict[str, str], dict[str, bytes]] | None:
