@@ -82,6 +82,7 @@ class HistoryStore:
         noted = self._noted.get(ref)
         if noted == (snapshot.revision, status.phase):
             return
+        status = status.stamped()  # when it came to this outcome (history's AGE)
         try:
             if noted is not None and noted[0] == snapshot.revision:
                 await self._set_outcome(ref, record_name(ref.name, snapshot.revision), status)
@@ -129,7 +130,9 @@ class HistoryStore:
             # Seen before: the same rollout after a restart keeps its number; old content
             # that comes back (a rollback) takes the next one, as a StatefulSet's does.
             number = None if mine.number == top else top + 1
-            await self._set_outcome(ref, mine.name, status, number, who)
+            if number is not None or not status.same_counts(mine.outcome):
+                # (a restarted operator finding the outcome it wrote before writes nothing)
+                await self._set_outcome(ref, mine.name, status, number, who)
         else:
             body = record_body(snapshot=snapshot, uid=uid, number=top + 1, who=who, outcome=status)
             try:

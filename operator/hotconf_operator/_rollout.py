@@ -43,6 +43,7 @@ from hotconf_operator._decide import (
 )
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import ConfigInvalid
+from hotconf_operator._history import LIMIT_ANNOTATION
 from hotconf_operator._history_store import HistoryStore
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
@@ -81,8 +82,10 @@ class RolloutManager:
         self._targets = targets
         self._fetch_schema = fetch_schema
         self._history = history
-        #: The event that started each ConfigMap's current rollout (who changed it, its limit).
-        self._events: dict[ConfigMapRef, ConfigMapSeen] = {}
+        #: For each ConfigMap's current rollout, what its history record needs from the event:
+        #: (revision, who changed it, its history-limit annotation); not the event itself, which
+        #: would keep kopf's whole body (last-applied annotation and all) alive.
+        self._recorded: dict[ConfigMapRef, tuple[str, tuple[str, str], dict[str, str]]] = {}
         self._states = ConfigMapStates()
         #: The rollout (or schema check) task of each ConfigMap's current state.
         self._tasks: dict[ConfigMapRef, asyncio.Task[None]] = {}
@@ -163,7 +166,8 @@ class RolloutManager:
                 state.halted = True
                 state.halt_reason = decision.halt
         self._states.put(state)
-        self._events[ref] = event
+        limit = {k: v for k, v in event.annotations.items() if k == LIMIT_ANNOTATION}
+        self._recorded[ref] = (event.revision, event.changed_by, limit)
         self._start(
             event, self._rollout(state, event, check_first=decision.check_first), what="rollout"
         )
@@ -172,7 +176,7 @@ class RolloutManager:
         self._states.pop(ref)
         await self._cancel(ref)
         self._tasks.pop(ref, None)
-        self._events.pop(ref, None)
+        self._recorded.pop(ref, None)
         self._reporter.forget(ref)
         if self._history is not None:
             self._history.forget(ref)
@@ -350,15 +354,16 @@ class RolloutManager:
             state.last_good = state.snapshot
         self._update_gauges()
         await self._reporter.write(state.ref, status)
-        event = self._events.get(state.ref)
-        if self._history is not None and state.snapshot is not None and event is not None:
-            if event.revision == state.revision:
+        recorded = self._recorded.get(state.ref)
+        if self._history is not None and state.snapshot is not None and recorded is not None:
+            revision, who, limit = recorded
+            if revision == state.revision:
                 await self._history.note(
                     snapshot=state.snapshot,
                     uid=state.uid,
                     status=status,
-                    who=event.changed_by,
-                    annotations=event.annotations,
+                    who=who,
+                    annotations=limit,
                 )
         return status
 

@@ -63,6 +63,7 @@ def test_history_of_a_configmap(cluster: Any, operator: Any) -> None:
         assert annotations["hotconf.dev/changed-by"] == "kubectl-client-side-apply"
         assert annotations["hotconf.dev/changed-at"]
         assert (outcome(first)["applied"], outcome(first)["total"]) == (2, 2)
+        assert outcome(first)["time"].endswith("Z")
         assert content(first) == {"data": cm["data"], "binaryData": {}}
 
         # A rejected revision is recorded with the pod and its reason.
