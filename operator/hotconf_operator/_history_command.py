@@ -54,7 +54,7 @@ from hotconf_operator._status_command import StatusOptions, Target, _api_error, 
 from hotconf_operator._validation import validate_configmap
 from hotconf_wire.protocol import compute_revision
 
-__all__ = ["FIELD_MANAGER", "key_changes", "main", "pick"]
+__all__ = ["FIELD_MANAGER", "history_main", "key_changes", "main", "pick", "rollback_main"]
 
 #: The field manager of a rollback's write (``managedFields``; the history's CHANGED-BY).
 FIELD_MANAGER = "hotconf-rollback"
@@ -449,3 +449,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, KubeApiError) as exc:
         print(f"hotconf {options.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def history_main(argv: Sequence[str]) -> int:
+    """``hotconf history ...``: the ``hotconf`` CLI passes the arguments after the word."""
+    return main(["history", *argv])
+
+
+def rollback_main(argv: Sequence[str]) -> int:
+    """``hotconf rollback ...``: the ``hotconf`` CLI passes the arguments after the word."""
+    return main(["rollback", *argv])
