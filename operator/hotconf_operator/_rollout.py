@@ -299,7 +299,7 @@ class RolloutManager:
             if halts(state.policy, results):
                 state.halted = True
                 break
-        status = await self._write_status(state, done=True)
+        status = await self._write_status(state, done=True, note=False)
         took = time.monotonic() - started
         self._metrics.rollout_seconds.labels(phase=str(status.phase)).observe(took)
         # the rollout's one log line (nothing is logged per pod on this path)
@@ -331,6 +331,8 @@ class RolloutManager:
                 message=f"{snapshot.revision[:19]} {verb}: pod {status.pod}: {status.message}",
                 warning=True,
             )
+        # Last: the history is not part of what a rollout costs its pods (nor of its time).
+        await self._note(state, status)
 
     async def _observe(self, target: PodTarget, snapshot: ConfigSnapshot) -> PodOutcome:
         try:
@@ -345,7 +347,11 @@ class RolloutManager:
 
     # -- status
 
-    async def _write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
+    async def _write_status(
+        self, state: ConfigMapState, *, done: bool = False, note: bool = True
+    ) -> RolloutStatus:
+        """Count, keep the last good, write the status; ``note``: also the history's outcome
+        (a rollout notes it itself, after its log line and Event)."""
         targets = self._targets(state.ref)
         status = status_of(state, targets, done=done or not self._rolling(state.ref))
         if status.phase is Phase.COMPLETE and state.snapshot is not None:
@@ -354,18 +360,20 @@ class RolloutManager:
             state.last_good = state.snapshot
         self._update_gauges()
         await self._reporter.write(state.ref, status)
-        recorded = self._recorded.get(state.ref)
-        if self._history is not None and state.snapshot is not None and recorded is not None:
-            revision, who, limit = recorded
-            if revision == state.revision:
-                await self._history.note(
-                    snapshot=state.snapshot,
-                    uid=state.uid,
-                    status=status,
-                    who=who,
-                    annotations=limit,
-                )
+        if note:
+            await self._note(state, status)
         return status
+
+    async def _note(self, state: ConfigMapState, status: RolloutStatus) -> None:
+        """Write ``status`` to the history record of ``state``'s revision (``_history_store``)."""
+        recorded = self._recorded.get(state.ref)
+        if self._history is None or state.snapshot is None or recorded is None:
+            return
+        revision, who, limit = recorded
+        if revision == state.revision:
+            await self._history.note(
+                snapshot=state.snapshot, uid=state.uid, status=status, who=who, annotations=limit
+            )
 
     def _update_gauges(self) -> None:
         totals = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
