@@ -30,7 +30,7 @@ __all__ = ["main"]
 
 #: Subcommands that other parts of the distribution plug in, and the extra that brings each.
 PLUGIN_GROUP = "hotconf.commands"
-_PLUGIN_EXTRAS = {"status": "kubectl"}
+_PLUGIN_EXTRAS = {"status": "kubectl", "history": "kubectl", "rollback": "kubectl"}
 
 
 def _plugins() -> dict[str, Callable[[Sequence[str]], int]]:
@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "status",
         help="rollout state of hotconf ConfigMaps in a cluster (needs hotconf[kubectl])",
+        add_help=False,
+    )
+    commands.add_parser(
+        "history",
+        help="the revisions of a ConfigMap and what each rollout did (needs hotconf[kubectl])",
+        add_help=False,
+    )
+    commands.add_parser(
+        "rollback",
+        help="write an earlier revision back to a ConfigMap (needs hotconf[kubectl])",
         add_help=False,
     )
     dev = commands.add_parser(

@@ -23,6 +23,7 @@ from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import KubeApiError, OperatorError, SettingsError
 from hotconf_operator._gc import HeapKeeper
 from hotconf_operator._handlers import Runtime, register
+from hotconf_operator._history_store import HistoryStore
 from hotconf_operator._injection import InjectionSettings
 from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
@@ -119,6 +120,7 @@ async def run(config: OperatorConfig) -> None:
             metrics=metrics,
             targets=runtime.targets,
             fetch_schema=fetch_schema,
+            history=HistoryStore(api, limit=config.history_limit),
         )
 
         async def current_revision(ref: ConfigMapRef) -> str | None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from hotconf_operator._history import changed_by
 from hotconf_operator._index import PodTarget
 from hotconf_operator._outcome import PodOutcome, Verdict
 from hotconf_operator._plan import RolloutPolicy
@@ -86,6 +87,8 @@ class ConfigMapSeen:
     schemas: tuple[tuple[str, str], ...]
     policy: RolloutPolicy
     status: RolloutStatus | None  # the status annotation found on it (None: none, unreadable)
+    #: (field manager, time) of the last write of its data, for the history ("", "": unknown).
+    changed_by: tuple[str, str] = ("", "")
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> ConfigMapSeen:
@@ -98,6 +101,7 @@ class ConfigMapSeen:
             schemas=schema_annotations(annotations),
             policy=RolloutPolicy.from_annotations(annotations),
             status=parse_status(annotations),
+            changed_by=changed_by(meta.get("managedFields")),
         )
 
     @property

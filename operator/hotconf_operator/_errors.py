@@ -8,6 +8,7 @@
     ├── WebhookCertificateError         the webhook's certificate Secret cannot be used or written
     ├── KubeApiError                    the Kubernetes API refused or failed a request (.status)
     ├── ConfigInvalid                   a ConfigMap failed validation (.problems: key/line/why)
+    ├── RollbackRefused                 hotconf rollback refuses that revision; nothing written
     └── PushFailed                      one push to one pod did not produce a verdict
         ├── PodUnreachable              connection refused/reset, timeout, 5xx: retryable
         └── PushRefused                 the sidecar answered 4xx (.reason): never retried
@@ -30,6 +31,7 @@ __all__ = [
     "Problem",
     "PushFailed",
     "PushRefused",
+    "RollbackRefused",
     "SettingsError",
     "SigningKeyError",
     "WebhookCertificateError",
@@ -79,6 +81,11 @@ class ConfigInvalid(OperatorError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
+
+
+class RollbackRefused(OperatorError):
+    """A rollback cannot be done as asked (no such revision, none good, or it fails validation
+    now); nothing was written. The message names the ConfigMap, the revision and the reason."""
 
 
 class PushFailed(OperatorError):

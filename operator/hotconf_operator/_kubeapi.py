@@ -3,7 +3,8 @@
 kopf watches and posts Events; hotconf itself needs to merge-patch one annotation on a
 ConfigMap (``_status``), read or create the signing-key Secret (``_signing``), read, create or
 replace the webhook certificate Secret and patch the webhook configuration's caBundle
-(``_webhook_tls``) and read a schema ConfigMap (``_validation``). Credentials come from
+(``_webhook_tls``), read a schema ConfigMap (``_validation``) and keep each ConfigMap's revision
+history in ControllerRevisions (``_history_store``). Credentials come from
 :func:`login`, which kopf's own login handler calls too, so both authenticate alike; the
 ``status`` CLI does not use this client.
 
@@ -38,6 +39,8 @@ __all__ = ["FIELD_MANAGER", "KubeApi", "login"]
 FIELD_MANAGER = "hotconf-operator"
 
 _logger = logging.getLogger("hotconf_operator.kubeapi")
+#: Ask a list for its objects' metadata only (what ``kubectl get`` asks for tables).
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 def login() -> kopf.ConnectionInfo:
@@ -146,11 +149,19 @@ class KubeApi:
             await session.close()
 
     async def _request(
-        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "",
     ) -> Any:
         session = self._session
         try:
-            return await self._request_once(method, path, body=body, content_type=content_type)
+            return await self._request_once(
+                method, path, body=body, content_type=content_type, accept=accept
+            )
         except KubeApiError as exc:
             if exc.status != 401 or self._relogin is None:
                 raise
@@ -165,12 +176,20 @@ class KubeApi:
             if self._session is session:
                 self._session = self._open(info)
                 self._retired.append(session)
-        return await self._request_once(method, path, body=body, content_type=content_type)
+        return await self._request_once(
+            method, path, body=body, content_type=content_type, accept=accept
+        )
 
-    async def _request_once(self, method: str, path: str, *, body: Any, content_type: str) -> Any:
+    async def _request_once(
+        self, method: str, path: str, *, body: Any, content_type: str, accept: str = ""
+    ) -> Any:
         url = self._base + path
-        data = None if body is None else json.dumps(body).encode()
+        # Compact: a ControllerRevision's data is immutable and compared byte for byte, and the
+        # API server compacts it when it applies a later patch to the record.
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
+        if accept:
+            headers["Accept"] = accept
         try:
             async with self._session.request(method, url, data=data, headers=headers) as resp:
                 text = await resp.text()
@@ -267,3 +286,45 @@ class KubeApi:
             body=patch,
             content_type="application/strategic-merge-patch+json",
         )
+
+    @staticmethod
+    def _cr_path(namespace: str, name: str = "") -> str:
+        path = f"/apis/apps/v1/namespaces/{quote(namespace)}/controllerrevisions"
+        return f"{path}/{quote(name)}" if name else path
+
+    async def list_controller_revisions(
+        self, namespace: str, *, label_selector: str, name: str = "", metadata_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """The ControllerRevisions of ``namespace`` that match ``label_selector`` (and are named
+        ``name``, if given). ``metadata_only``: their metadata alone (a
+        PartialObjectMetadataList), not the data: a history of big ConfigMaps is megabytes."""
+        query = {"labelSelector": label_selector}
+        if name:
+            query["fieldSelector"] = f"metadata.name={name}"
+        result = await self._request(
+            "GET",
+            self._cr_path(namespace) + "?" + urlencode(query),
+            accept=_METADATA_LIST if metadata_only else "",
+        )
+        return list((result or {}).get("items") or [])
+
+    async def create_controller_revision(self, namespace: str, body: dict[str, Any]) -> None:
+        await self._request(
+            "POST",
+            self._cr_path(namespace) + "?" + urlencode({"fieldManager": FIELD_MANAGER}),
+            body=body,
+        )
+
+    async def patch_controller_revision(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> None:
+        """A merge patch (its annotations, its number: ``.data`` is immutable)."""
+        await self._request(
+            "PATCH",
+            self._cr_path(namespace, name) + "?" + urlencode({"fieldManager": FIELD_MANAGER}),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    async def delete_controller_revision(self, namespace: str, name: str) -> None:
+        await self._request("DELETE", self._cr_path(namespace, name))

@@ -10,10 +10,13 @@ rollout still running for an older one and starts a rollout task:
 2. plan batches (``_plan``): all pods at once, or staged;
 3. push batch by batch (``_delivery``), concurrently within a batch; a NACK in a staged rollout
    halts it, and the pods not reached keep their config;
-4. write the status annotation and an Event (``_status``).
+4. write the status annotation and an Event (``_status``), and the revision's outcome to its
+   history record (``_history_store``: a ``ControllerRevision`` per validated revision).
 
 A reconcile is the same task, with each pod asked what it holds first and pushed to only if it
-differs; a halted status of the same revision found on the ConfigMap is respected.
+differs; a halted status of the same revision found on the ConfigMap is respected, and the last
+revision every pod applied is read back from the history (after an operator restart the memory
+no longer has it), for the pods that start while it stays halted.
 
 The manager is the one owner of the per-ConfigMap state (``_state``) and of the rollout tasks.
 ``_reconcile`` asks it for a plan per pod (:meth:`RolloutManager.plan_pod`) and hands each
@@ -40,6 +43,8 @@ from hotconf_operator._decide import (
 )
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import ConfigInvalid
+from hotconf_operator._history import LIMIT_ANNOTATION
+from hotconf_operator._history_store import HistoryStore
 from hotconf_operator._index import PodTarget
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
@@ -71,6 +76,7 @@ class RolloutManager:
         targets: TargetsFn,
         fetch_schema: SchemaFetcher | None = None,
         tracer: Tracer = DISABLED,
+        history: HistoryStore | None = None,
     ) -> None:
         self._tracer = tracer
         self._deliverer = deliverer
@@ -78,6 +84,11 @@ class RolloutManager:
         self._metrics = metrics
         self._targets = targets
         self._fetch_schema = fetch_schema
+        self._history = history
+        #: For each ConfigMap's current rollout, what its history record needs from the event:
+        #: (revision, who changed it, its history-limit annotation); not the event itself, which
+        #: would keep kopf's whole body (last-applied annotation and all) alive.
+        self._recorded: dict[ConfigMapRef, tuple[str, tuple[str, str], dict[str, str]]] = {}
         self._states = ConfigMapStates()
         #: The rollout (or schema check) task of each ConfigMap's current state.
         self._tasks: dict[ConfigMapRef, asyncio.Task[None]] = {}
@@ -160,6 +171,8 @@ class RolloutManager:
                 state.halted = True
                 state.halt_reason = decision.halt
         self._states.put(state)
+        limit = {k: v for k, v in event.annotations.items() if k == LIMIT_ANNOTATION}
+        self._recorded[ref] = (event.revision, event.changed_by, limit)
         self._start(
             event, self._rollout(state, event, check_first=decision.check_first), what="rollout"
         )
@@ -168,7 +181,10 @@ class RolloutManager:
         self._states.pop(ref)
         await self._cancel(ref)
         self._tasks.pop(ref, None)
+        self._recorded.pop(ref, None)
         self._reporter.forget(ref)
+        if self._history is not None:
+            self._history.forget(ref)
         self._update_gauges()
 
     async def aclose(self) -> None:
@@ -264,7 +280,12 @@ class RolloutManager:
             )
         targets = self._targets(ref)
         if state.halted:
-            # Restarted after a halt: only look at who holds what; push nothing.
+            # Restarted after a halt: only look at who holds what; push nothing. Pods that
+            # start meanwhile get the last revision every pod applied, from the history.
+            if state.last_good is None and self._history is not None:
+                state.last_good = await self._history.last_good(
+                    ref, state.uid, besides=state.revision
+                )
             outcomes = await asyncio.gather(*(self._observe(t, snapshot) for t in targets))
             for outcome in outcomes:
                 state.record(outcome)
@@ -286,7 +307,7 @@ class RolloutManager:
             if halts(state.policy, results):
                 state.halted = True
                 break
-        status = await self._write_status(state, done=True)
+        status = await self._write_status(state, done=True, note=False)
         if trace.enabled:
             trace.mark("operator.status", cm=ref, rev=snapshot.revision)
         took = time.monotonic() - started
@@ -320,6 +341,8 @@ class RolloutManager:
                 message=f"{snapshot.revision[:19]} {verb}: pod {status.pod}: {status.message}",
                 warning=True,
             )
+        # Last: the history is not part of what a rollout costs its pods (nor of its time).
+        await self._note(state, status)
 
     async def _observe(self, target: PodTarget, snapshot: ConfigSnapshot) -> PodOutcome:
         try:
@@ -334,7 +357,11 @@ class RolloutManager:
 
     # -- status
 
-    async def _write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
+    async def _write_status(
+        self, state: ConfigMapState, *, done: bool = False, note: bool = True
+    ) -> RolloutStatus:
+        """Count, keep the last good, write the status; ``note``: also the history's outcome
+        (a rollout notes it itself, after its log line and Event)."""
         targets = self._targets(state.ref)
         status = status_of(state, targets, done=done or not self._rolling(state.ref))
         if status.phase is Phase.COMPLETE and state.snapshot is not None:
@@ -343,7 +370,20 @@ class RolloutManager:
             state.last_good = state.snapshot
         self._update_gauges()
         await self._reporter.write(state.ref, status)
+        if note:
+            await self._note(state, status)
         return status
+
+    async def _note(self, state: ConfigMapState, status: RolloutStatus) -> None:
+        """Write ``status`` to the history record of ``state``'s revision (``_history_store``)."""
+        recorded = self._recorded.get(state.ref)
+        if self._history is None or state.snapshot is None or recorded is None:
+            return
+        revision, who, limit = recorded
+        if revision == state.revision:
+            await self._history.note(
+                snapshot=state.snapshot, uid=state.uid, status=status, who=who, annotations=limit
+            )
 
     def _update_gauges(self) -> None:
         totals = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}

@@ -330,6 +330,15 @@ RECONCILE_INTERVAL: Final = Setting(
     help="seconds between safety reconciles",
 )
 TRACE_FILE: Final = trace.TRACE_FILE
+HISTORY_LIMIT: Final = Setting(
+    flag="--history-limit",
+    env="HOTCONF_HISTORY_LIMIT",
+    default=10,
+    parse=integer(minimum=1),
+    metavar="N",
+    help="validated revisions kept per ConfigMap as ControllerRevisions (annotation "
+    "hotconf.dev/history-limit overrides it per ConfigMap)",
+)
 LOG_FORMAT: Final = log_format_setting(LogFormat.TEXT)
 LOG_LEVEL: Final = logs.LOG_LEVEL
 
@@ -352,7 +361,7 @@ SETTINGS: Final[Mapping[str, tuple[Setting[Any], ...]]] = {
     ),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
-    "operation": (RECONCILE_INTERVAL, LOG_LEVEL, LOG_FORMAT, TRACE_FILE),
+    "operation": (RECONCILE_INTERVAL, HISTORY_LIMIT, LOG_LEVEL, LOG_FORMAT, TRACE_FILE),
 }
 
 #: Every environment variable the operator reads (for the chart's wiring test, and docs).
@@ -505,6 +514,9 @@ class OperatorConfig:
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)
     #: Seconds between safety reconciles against each sidecar's /v2/state (STATE_PATH).
     reconcile_interval: float = RECONCILE_INTERVAL.default
+    #: Validated revisions kept per ConfigMap (ControllerRevisions): ten, as a Deployment's
+    #: revisionHistoryLimit; each holds a copy of the data (at most 1 MiB).
+    history_limit: int = HISTORY_LIMIT.default
     log_level: LogLevel = LOG_LEVEL.default
     #: Text (logfmt) by default, as the operator has always written; the chart can set json.
     log_format: LogFormat = LOG_FORMAT.default
@@ -585,6 +597,7 @@ def parse_settings(
             security_context=values[SIDECAR_SECURITY_CONTEXT],
         ),
         reconcile_interval=values[RECONCILE_INTERVAL],
+        history_limit=values[HISTORY_LIMIT],
         log_level=values[LOG_LEVEL],
         log_format=values[LOG_FORMAT],
         trace_file=values[TRACE_FILE],

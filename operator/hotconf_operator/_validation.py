@@ -10,13 +10,17 @@ ConfigMap annotation ``hotconf.dev/schema.<key>``, in one of two forms:
   namespace (parsed by the key's extension, so a schema may be YAML or JSON).
 
 All problems are collected (one per key) and raised together as :class:`ConfigInvalid`; each
-names the key, the line when the parser knows it, and the message. Values never appear in
-messages beyond what the parser or the schema validator quotes about the offending spot.
+names the key, the line when the parser knows it, and the message. A message never carries a
+config value: it goes to a Warning Event, the status annotation and the operator's log, which
+people without access to the data read. A schema violation names the key, the path in it, the
+rule (the schema keyword) and what the rule expects (:func:`describe_violation`), never the
+offending value, which jsonschema's own messages quote (``'<value>' is not of type 'integer'``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -27,7 +31,7 @@ import jsonschema.validators
 from hotconf import Config, ConfigParseError
 from hotconf_operator._errors import ConfigInvalid, KubeApiError, Problem
 
-__all__ = ["SCHEMA_ANNOTATION_PREFIX", "SchemaFetcher", "validate_configmap"]
+__all__ = ["SCHEMA_ANNOTATION_PREFIX", "SchemaFetcher", "describe_violation", "validate_configmap"]
 
 SCHEMA_ANNOTATION_PREFIX = "hotconf.dev/schema."
 
@@ -79,6 +83,77 @@ async def _load_schema(
         ) from exc
 
 
+#: A quoted snippet in a parser's message (PyYAML quotes alias names and characters of the
+#: text: ``found undefined alias '<name>'``); its own placeholders (``'<stream end>'``) stay.
+_QUOTED = re.compile(r"'(?!<[a-z ]+>')[^']*'")
+
+
+def _parse_reason(reason: str) -> str:
+    """The parser's reason with any quoted piece of the text withheld."""
+    return _QUOTED.sub("(text withheld)", reason)
+
+
+def _listed(values: Any, *, limit: int = 5) -> str:
+    """Schema-given values (never config values), shown as the schema writes them."""
+    items = list(values) if isinstance(values, list | tuple) else [values]
+    shown = ", ".join(json.dumps(v) for v in items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _names(names: Any) -> str:
+    return ", ".join(repr(str(n)) for n in sorted(names, key=str)[:10])
+
+
+def describe_violation(error: jsonschema.exceptions.ValidationError) -> str:
+    """What the broken rule expects, from the schema's side only: the rule (``error.validator``,
+    a JSON Schema keyword) and its argument (``error.validator_value``, written in the schema),
+    plus property names where the rule is about names. Never the instance (the config value)."""
+    rule = str(error.validator)
+    expected = error.validator_value
+    instance = error.instance
+    said: str
+    if rule == "type":
+        said = f"expected type {_listed(expected)}"
+    elif rule == "enum":
+        said = f"expected one of {_listed(expected)}"
+    elif rule == "const":
+        said = f"expected the constant {_listed(expected, limit=1)}"
+    elif rule == "required":
+        present = instance if isinstance(instance, dict) else {}
+        said = f"missing required property {_names(n for n in expected if n not in present)}"
+    elif rule == "additionalProperties" and isinstance(instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        extra = set(instance) - set(schema.get("properties") or {})
+        said = "properties not allowed"
+        if extra and not schema.get("patternProperties"):
+            said += f": {_names(extra)}"
+    elif rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
+        words = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
+                 "exclusiveMaximum": "<", "multipleOf": "a multiple of"}  # fmt: skip
+        said = f"expected a number {words[rule]} {_listed(expected, limit=1)}"
+    elif rule in ("minLength", "maxLength"):
+        said = f"expected a string of {'at least' if rule == 'minLength' else 'at most'} "
+        said += f"{expected} characters"
+    elif rule in ("minItems", "maxItems", "minProperties", "maxProperties"):
+        what = "items" if "Items" in rule else "properties"
+        said = f"expected {'at least' if rule.startswith('min') else 'at most'} {expected} {what}"
+    elif rule == "uniqueItems":
+        said = "expected unique items"
+    elif rule == "pattern":
+        said = f"expected a string matching {_listed(expected, limit=1)}"
+    elif rule == "format":
+        said = f"expected format {_listed(expected, limit=1)}"
+    elif rule in ("anyOf", "oneOf"):
+        said = f"expected to match {'one' if rule == 'oneOf' else 'at least one'} of its "
+        said += f"{len(expected) if isinstance(expected, list) else ''} alternatives"
+        said = said.replace("  ", " ")
+    elif rule == "not":
+        said = "expected not to match the schema under 'not'"
+    else:
+        said = "does not satisfy it"
+    return f'rule "{rule}": {said}'
+
+
 def _schema_problem(key: str, schema: Any, value: Any) -> Problem | None:
     try:
         cls = jsonschema.validators.validator_for(schema)
@@ -91,7 +166,7 @@ def _schema_problem(key: str, schema: Any, value: Any) -> Problem | None:
     first = errors[0]
     path = "/".join(str(p) for p in first.absolute_path) or "(root)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return Problem(key, f"schema violation at {path}: {first.message}{more}")
+    return Problem(key, f"schema violation at {path}: {describe_violation(first)}{more}")
 
 
 async def validate_configmap(
@@ -109,7 +184,7 @@ async def validate_configmap(
         try:
             value = config.parsed(key)
         except ConfigParseError as exc:
-            problems.append(Problem(key, exc.reason, exc.line))
+            problems.append(Problem(key, _parse_reason(exc.reason), exc.line))
             continue
         reference = annotations.get(SCHEMA_ANNOTATION_PREFIX + key)
         if reference is None:

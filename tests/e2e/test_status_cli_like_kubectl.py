@@ -2,17 +2,17 @@
 
 Proves: without ``-n`` the namespace is the current context's, ``-A`` lists every namespace and
 wins over ``-n`` (as ``kubectl get -A -n X`` does); ``-o table|wide|json|yaml|name`` print what
-kubectl users expect (wide adds POD and UPDATED, name prints ``configmap/NAME``), and
-``--no-headers`` drops the header line; ``--version`` prints the hotconf version;
-``--wait`` exits 0 once the current revision is complete (progress on stderr, kubectl rollout
-status style), 4 naming the ConfigMap and pod when it halted or was rejected, 3 at the timeout,
-and keeps waiting while the status is of an older revision than the content; the plugin runs
-with kopf, aiohttp, cryptography, prometheus_client and jsonschema made unimportable (the
-``kubectl`` extra alone). The statuses are written by the test as the operator writes them,
-except in the last test: a real operator and pods, ``kubectl hotconf status --wait`` through
-kubectl's plugin lookup: an edit made while the operator is down leaves the old revision's
-``complete`` on the ConfigMap, and the wait holds until the restarted operator has applied the
-new one on both pods (0); a rejection exits 4 naming the pod.
+kubectl users expect (wide adds POD and UPDATED, name prints ``configmap/NAME``), and ``--no-
+headers`` drops the header line; ``--version`` prints the hotconf version; ``--wait`` exits 0
+once the current revision is complete (progress on stderr, kubectl rollout status style), 4
+naming the ConfigMap and pod when it halted or was rejected, 3 at the timeout, and keeps waiting
+while the status is of an older revision than the content; the plugin runs with kopf, aiohttp,
+cryptography and prometheus_client made unimportable (the ``kubectl`` extra alone, which has
+jsonschema for ``rollback``'s validation). The statuses are written by the test as the operator
+writes them, except in the last test: a real operator and pods, ``kubectl hotconf status
+--wait`` through kubectl's plugin lookup: an edit made while the operator is down leaves the old
+revision's ``complete`` on the ConfigMap, and the wait holds until the restarted operator has
+applied the new one on both pods (0); a rejection exits 4 naming the pod.
 """
 
 from __future__ import annotations
@@ -183,13 +183,13 @@ def test_bad_durations_and_a_timeout_without_wait_are_usage_errors(cluster: Any)
 
 BLOCK_HEAVY = """
 import importlib.abc, sys
-HEAVY = {"kopf", "aiohttp", "yarl", "cryptography", "prometheus_client", "jsonschema"}
+HEAVY = {"kopf", "aiohttp", "yarl", "cryptography", "prometheus_client"}
 class Absent(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in HEAVY:
             raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
 sys.meta_path.insert(0, Absent())
-from hotconf_operator._status_command import main
+from hotconf_operator._kubectl_plugin import main
 code = main(sys.argv[1:])
 loaded = sorted(m for m in sys.modules if m.partition(".")[0] in HEAVY)
 assert not loaded, loaded
@@ -207,13 +207,14 @@ def test_the_plugin_runs_without_the_operators_dependencies(cluster: Any) -> Non
     assert (run.returncode, run.stdout) == (0, "configmap/web\n"), run.stderr
 
 
-def test_the_kubectl_extra_brings_the_client_and_yaml_alone() -> None:
+def test_the_kubectl_extra_brings_the_client_yaml_and_jsonschema_alone() -> None:
+    """jsonschema: ``rollback`` validates what it would write back as the operator does."""
     kubectl = {
         requirement.name.lower()
         for requirement in map(Requirement, importlib.metadata.requires("hotconf") or [])
         if requirement.marker is not None and requirement.marker.evaluate({"extra": "kubectl"})
     }
-    assert kubectl == {"kubernetes", "pyyaml"}
+    assert kubectl == {"kubernetes", "pyyaml", "jsonschema"}
 
 
 def kubectl_hotconf(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:

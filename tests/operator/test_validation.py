@@ -83,3 +83,49 @@ async def test_schema_key_missing_or_api_failure_say_which() -> None:
         await check({"a.yaml": "port: 1\n"}, annotations, no_key)
     with pytest.raises(ConfigInvalid, match=r"ns/schemas cannot be read: GET \.\.\.: HTTP 403"):
         await check({"a.yaml": "port: 1\n"}, annotations, failing)
+
+
+MARKER = "m4rker-value"
+RULES = {
+    "type": ('{"properties": {"max": {"type": "integer"}}}', f"max: {MARKER}\n"),
+    "enum": ('{"properties": {"mode": {"enum": ["a", "b"]}}}', f"mode: {MARKER}\n"),
+    "const": ('{"properties": {"mode": {"const": "a"}}}', f"mode: {MARKER}\n"),
+    "pattern": ('{"properties": {"x": {"pattern": "^[0-9]+$"}}}', f"x: {MARKER}\n"),
+    "maxLength": ('{"properties": {"x": {"maxLength": 3}}}', f"x: {MARKER}\n"),
+    "minimum": ('{"properties": {"x": {"type": "integer", "minimum": 5}}}', "x: 1\n"),
+    "items": ('{"properties": {"x": {"items": {"type": "integer"}}}}', f"x: [{MARKER}]\n"),
+    "oneOf": ('{"oneOf": [{"type": "integer"}, {"type": "array"}]}', f"{MARKER}\n"),
+    "not": ('{"properties": {"x": {"not": {"type": "string"}}}}', f"x: {MARKER}\n"),
+    "additionalProperties": ('{"additionalProperties": false}', f"x: {MARKER}\n"),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+async def test_a_schema_violation_names_key_path_and_rule_never_the_value(rule: str) -> None:
+    """Whatever rule breaks, the problem names the key, the path and the rule and what it
+    expects, and the offending value is nowhere in it (it reaches Events, status and logs)."""
+    schema, text = RULES[rule]
+    with pytest.raises(ConfigInvalid) as info:
+        await check({"app.yaml": text}, {"hotconf.dev/schema.app.yaml": schema})
+    (problem,) = info.value.problems
+    assert MARKER not in str(info.value)
+    assert problem.key == "app.yaml" and "schema violation at " in problem.message
+    assert 'rule "' in problem.message
+
+
+async def test_a_type_violation_says_the_expected_type() -> None:
+    """The message for the commonest mistake reads: key, path, rule, the type expected."""
+    with pytest.raises(ConfigInvalid) as info:
+        await check({"a.yaml": f"port: {MARKER}\n"}, {"hotconf.dev/schema.a.yaml": SCHEMA})
+    assert (
+        str(info.value) == 'a.yaml: schema violation at port: rule "type": expected type "integer"'
+    )
+
+
+async def test_a_parse_error_withholds_the_text_the_parser_quotes() -> None:
+    """PyYAML quotes alias names and characters from the text: those are withheld too."""
+    with pytest.raises(ConfigInvalid) as info:
+        await check({"a.yaml": f"pw: *{MARKER}\n", "b.yaml": "x: [1\n"})
+    text = str(info.value)
+    assert MARKER not in text and "undefined alias (text withheld)" in text
+    assert "'<stream end>'" in text  # the parser's own placeholder is no value: kept

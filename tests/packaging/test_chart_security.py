@@ -20,6 +20,8 @@ ALLOWED = {
     ("", "configmaps"): {"get", "list", "watch", "patch"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
+    # Each ConfigMap's revision history (no get, watch or update: lists, create, patch, prune).
+    ("apps", "controllerrevisions"): {"list", "create", "patch", "delete"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
 # With several replicas only (ha-* scenarios): kopf peering. Patch is limited by resourceNames.
@@ -33,7 +35,12 @@ OWN_SECRETS = {("", "secrets"): {"get", "create", "update"}}
 WEBHOOK_CONFIGURATION = {
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"get", "patch"}
 }
-NAMESPACED_ONLY = {("", "configmaps"), ("", "pods"), ("", "events")}
+NAMESPACED_ONLY = {
+    ("", "configmaps"),
+    ("", "pods"),
+    ("", "events"),
+    ("apps", "controllerrevisions"),
+}
 VERSION_LABELS = {"helm.sh/chart", "app.kubernetes.io/version"}
 
 

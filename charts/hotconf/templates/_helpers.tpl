@@ -223,6 +223,10 @@ used by both the ClusterRole (cluster-wide mode) and each Role (watchNamespaces 
 - pods get/list/watch: find the pods that use a ConfigMap and their IPs. No write rights at all.
 - events create/patch: report pushes and rejections on the ConfigMap, and SidecarNotInjected on
   pods admitted without the sidecar (core v1 Events, as kopf posts them).
+- controllerrevisions list/create/patch/delete: each ConfigMap's revision history (one
+  ControllerRevision per validated revision, owned by the ConfigMap): list its records (by label,
+  metadata only, or one by name for the last good data), create one per new revision, patch its
+  outcome and number, delete the oldest beyond the limit. No get, watch or update.
 Application pods get no rights from this chart: their sidecar talks to nobody but the operator.
 */}}
 {{- define "hotconf.rbac.namespacedRules" -}}
@@ -235,6 +239,9 @@ Application pods get no rights from this chart: their sidecar talks to nobody bu
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["list", "create", "patch", "delete"]
 {{- end }}
 
 {{/*
