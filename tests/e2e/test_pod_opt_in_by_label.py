@@ -11,6 +11,7 @@ rolled out to as well.
 
 from __future__ import annotations
 
+import datetime
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -33,17 +34,22 @@ def value(pod: Pod) -> Any:
     return (pod.current() or {}).get("value")
 
 
-def pod_requests(cluster: Any) -> list[dict[str, Any]]:
-    """The operator's list and watch requests on pods, as the API server's audit log has them."""
+def pod_requests(cluster: Any, *, since: datetime.datetime) -> list[dict[str, Any]]:
+    """The list and watch requests on pods made as the chart's ServiceAccount since ``since``
+    (the operator's identity, shared by every test of the session), as the API server's audit
+    log has them."""
     return [
         event
         for event in cluster.control_plane.audit_events(cluster.release.username)
         if (event.get("objectRef") or {}).get("resource") == "pods"
         and event["verb"] in ("list", "watch")
+        and datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]) >= since
     ]
 
 
-def test_only_labelled_pods_are_watched_and_rolled_out_to(cluster: Any, operator: Any) -> None:
+def test_only_labelled_pods_are_watched_and_rolled_out_to(cluster: Any) -> None:
+    started = datetime.datetime.now(datetime.UTC)
+    operator = cluster.operator()
     kubectl(cluster.kubeconfig, "apply", "-f", "-",
             stdin=configmap_manifest("app", {"value": "one"}))  # fmt: skip
     labelled, unlabelled = start_pods(cluster)
@@ -60,7 +66,7 @@ def test_only_labelled_pods_are_watched_and_rolled_out_to(cluster: Any, operator
         assert unlabelled.pushes_received() == 0
         assert value(unlabelled) is None
 
-        requests = pod_requests(cluster)
+        requests = pod_requests(cluster, since=started)
         assert requests, "the operator made no pod list or watch request"
         for event in requests:
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(event["requestURI"]).query)
@@ -68,6 +74,8 @@ def test_only_labelled_pods_are_watched_and_rolled_out_to(cluster: Any, operator
     finally:
         labelled.stop()
         unlabelled.stop()
+        code = operator.stop()
+    assert code == 0, operator.logs()[-4000:]
 
 
 def test_every_pod_is_watched_with_the_migration_selector(cluster: Any, tmp_path: Path) -> None:
