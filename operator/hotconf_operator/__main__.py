@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 
@@ -110,9 +111,10 @@ async def run(config: OperatorConfig) -> None:
         if config.serving.webhook_port and runtime.injection is None:
             logger.warning("sidecar injection is off: no --sidecar-image / HOTCONF_SIDECAR_IMAGE")
         deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics)
+        reporter = StatusReporter(api)
         runtime.manager = RolloutManager(
             deliverer=deliverer,
-            reporter=StatusReporter(api),
+            reporter=reporter,
             metrics=metrics,
             targets=runtime.targets,
             fetch_schema=fetch_schema,
@@ -126,8 +128,22 @@ async def run(config: OperatorConfig) -> None:
                     return None
                 raise
 
+        async def read_configmap(ref: ConfigMapRef) -> dict[str, Any] | None:
+            try:
+                return await api.get_configmap(ref.namespace, ref.name)
+            except KubeApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
         runtime.reconciler = Reconciler(
-            runtime.manager, deliverer=deliverer, current_revision=current_revision
+            runtime.manager,
+            deliverer=deliverer,
+            current_revision=current_revision,
+            read_configmap=read_configmap,
+            repair=config.repair,
+            metrics=metrics,
+            reporter=reporter,
         )
         manager = runtime.manager
         runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)

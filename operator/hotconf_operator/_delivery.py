@@ -16,13 +16,16 @@ pod without a config change. The deliverer remembers which pods trust exactly th
 keys, from each state read (every sweep), for ``hotconf_operator_pods_trusting_keys``;
 ``_reconcile`` tells it of pods gone.
 
-It talks to the sidecars through :class:`SidecarApi`, which ``_pusher.Pusher`` implements over
-HTTP and unit tests implement with canned answers.
+A pod that does not answer is pending, and the deliverer tells ``on_unreachable`` (set by
+``_reconcile``, which follows the pod with short probes, :meth:`Deliverer.answers`, until it is
+back). It talks to the sidecars through :class:`SidecarApi`, which ``_pusher.Pusher``
+implements over HTTP and unit tests implement with canned answers.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from prometheus_client import Counter
@@ -35,7 +38,7 @@ from hotconf_operator._signing import SignedPush, Signer
 from hotconf_wire.answers import HeldConfig, PodState, PushAnswer
 from hotconf_wire.protocol import ConfigSnapshot
 
-__all__ = ["Deliverer", "SidecarApi"]
+__all__ = ["Deliverer", "SidecarApi", "UnreachableFn"]
 
 logger = logging.getLogger("hotconf_operator.delivery")
 
@@ -54,6 +57,15 @@ class SidecarApi(Protocol):
         """What the pod holds; raises PushRefused or PodUnreachable."""
         ...
 
+    async def probe(self, target: PodTarget, *, within: float) -> PodState:
+        """One short state read, not retried; raises PushRefused or PodUnreachable."""
+        ...
+
+
+#: Told of each pod that did not answer, with the snapshot it should have got (``_reconcile``
+#: follows the pod until it is back).
+UnreachableFn = Callable[[PodTarget, ConfigSnapshot], None]
+
 
 class Deliverer:
     """Pushes (or checks, then pushes) one snapshot to one pod."""
@@ -65,6 +77,22 @@ class Deliverer:
         self._counters: dict[str, Counter] = {}  # outcome -> its child of the pushes counter
         self._trusting: set[str] = set()  # uids of pods known to trust exactly the announced keys
         metrics.pods_trusting_keys.set_function(lambda: len(self._trusting))
+        #: Set by ``_reconcile``: told of every pod that did not answer a push or state read.
+        self.on_unreachable: UnreachableFn | None = None
+
+    def _unreachable(self, pod: PodTarget, snapshot: ConfigSnapshot, why: str) -> PodOutcome:
+        self._count("unreachable")
+        if self.on_unreachable is not None:
+            self.on_unreachable(pod, snapshot)
+        return self._outcome(pod, snapshot, Verdict.PENDING, why)
+
+    async def answers(self, pod: PodTarget, *, within: float) -> bool:
+        """Whether the pod answers one short state read now (a pod that did not is back)."""
+        try:
+            await self._pusher.probe(pod, within=within)
+        except PushFailed:
+            return False
+        return True
 
     def forget(self, uid: str) -> None:
         """The pod is gone: it no longer counts as trusting the announced keys."""
@@ -110,8 +138,7 @@ class Deliverer:
             try:
                 state = await self._pusher.state(pod)
             except PushFailed as exc:
-                self._count("unreachable")
-                return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
+                return self._unreachable(pod, snapshot, str(exc))
             entry = state.held(snapshot.ref)
             trusts = self._trusts(pod, state.trusted)
             if entry is not None and entry.revision == snapshot.revision and trusts:
@@ -121,8 +148,7 @@ class Deliverer:
         try:
             answer = await self._pusher.push(pod, signed)
         except PodUnreachable as exc:
-            self._count("unreachable")
-            return self._outcome(pod, snapshot, Verdict.PENDING, str(exc))
+            return self._unreachable(pod, snapshot, str(exc))
         except PushRefused as exc:
             self._count("refused")
             if exc.reason not in _ASK_AGAIN:

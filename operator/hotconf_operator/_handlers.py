@@ -36,6 +36,7 @@ from hotconf_operator._index import (
     CONFIGMAPS_ANNOTATION,
     PodTarget,
     index_pod,
+    pod_ready,
     pod_target,
     subscribed_configmaps,
     targets_of,
@@ -205,6 +206,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             pod_target(body),
             uid=uid,
             configmaps=subscribed_configmaps(body.get("metadata", {}).get("annotations") or {}),
+            ready=pod_ready(body),
         )
 
     @kopf.on.event("pods", annotations={INJECT_ANNOTATION: kopf.PRESENT}, registry=registry)

@@ -57,6 +57,18 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.caught_up = Counter(
+            "hotconf_operator_caught_up_pods",
+            "Pods that did not answer a push and were brought to the current revision as soon "
+            "as they answered again, before any reconcile sweep.",
+            registry=self.registry,
+        )
+        self.missed_changes = Counter(
+            "hotconf_operator_missed_changes",
+            "ConfigMap changes (and deletions) no watch event brought within the grace period, "
+            "found by the reconcile sweep and handled as their event would have been.",
+            registry=self.registry,
+        )
         self.pods = Gauge(
             "hotconf_operator_pods",
             "Subscribed pods by state of the current revision (applied, rejected, pending).",

@@ -100,6 +100,18 @@ class RolloutManager:
     def refs(self) -> list[ConfigMapRef]:
         return self._states.refs()
 
+    async def rollout_ended(self, ref: ConfigMapRef) -> None:
+        """Return once no rollout (or schema check) of ``ref`` is running."""
+        task = self._tasks.get(ref)
+        while task is not None and not task.done():
+            await asyncio.wait([task])
+            task = self._tasks.get(ref)
+
+    def known_revision(self, ref: ConfigMapRef) -> str | None:
+        """The revision of ``ref`` this replica last saw on its watch (None: unknown)."""
+        state = self._states.get(ref)
+        return None if state is None else state.revision
+
     def settled_revision(self, ref: ConfigMapRef) -> str | None:
         """The revision of ``ref`` this replica knows, if a sweep reconciles it now (no rollout
         running, a valid revision: ``_decide.settled``); else None."""
