@@ -194,8 +194,12 @@ class Pod:
         worker: bool = True,
         sidecar_log_level: str = "WARNING",
         shared_report: Path | None = None,
+        advertised_port: int | None = None,
     ) -> None:
+        """``advertised_port``: the port the Pod's annotation names, when not the sidecar's own
+        (a proxy in front of it)."""
         self.api = api
+        self.advertised_port = advertised_port
         self.shared_report = shared_report
         self.sidecar_log_level = sidecar_log_level
         self.name = name
@@ -271,7 +275,7 @@ class Pod:
                     "namespace": self.namespace,
                     "annotations": {
                         "hotconf.dev/configmaps": self.configmap,
-                        "hotconf.dev/port": str(self.port),
+                        "hotconf.dev/port": str(self.advertised_port or self.port),
                     },
                 },
                 "spec": {
