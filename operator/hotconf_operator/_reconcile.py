@@ -206,7 +206,7 @@ class Reconciler:
         for ref in sorted(followed.refs):
             await self._manager.rollout_ended(ref)  # a running rollout decides first
             outcome = await self._reconcile_one(ref, followed.target)
-            if outcome is not None and outcome.verdict is Verdict.APPLIED:
+            if outcome is not None and outcome.verdict in (Verdict.APPLIED, Verdict.HELD):
                 if self._metrics is not None:
                     self._metrics.caught_up.inc()
 
@@ -291,7 +291,7 @@ class Reconciler:
         if not await self.confirmed(ref, plan.revision):
             return None
         outcome = await self._deliverer.deliver(target, plan.snapshot, check_first=True)
-        if outcome.verdict is not Verdict.APPLIED:
+        if outcome.verdict not in (Verdict.APPLIED, Verdict.HELD):
             logger.info(
                 "pod %s/%s on %s: %s %s",
                 target.namespace,

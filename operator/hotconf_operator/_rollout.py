@@ -339,6 +339,11 @@ class RolloutManager:
     async def _write_status(self, state: ConfigMapState, *, done: bool = False) -> RolloutStatus:
         targets = self._targets(state.ref)
         status = status_of(state, targets, done=done or not self._rolling(state.ref))
+        if status.phase is Phase.COMPLETE and state.converged_seconds is None:
+            # Once per revision, however it got there (the rollout, a catch-up, a sweep).
+            state.converged_seconds = time.monotonic() - state.seen_at
+            self._metrics.convergence_seconds.observe(state.converged_seconds)
+            status = status_of(state, targets, done=True)
         if status.phase is Phase.COMPLETE and state.snapshot is not None:
             # Also when the reconciler completes it: a rollout that ended incomplete (a pod
             # not reachable yet) must still become the config for pods after a later halt.
@@ -348,10 +353,11 @@ class RolloutManager:
         return status
 
     def _update_gauges(self) -> None:
-        totals = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
+        totals = dict.fromkeys(Verdict, 0)
         for state in self._states:
             status = status_of(state, self._targets(state.ref), done=True)
             totals[Verdict.APPLIED] += status.applied
+            totals[Verdict.HELD] += status.held
             totals[Verdict.REJECTED] += status.rejected
             totals[Verdict.PENDING] += status.pending
         for verdict, count in totals.items():

@@ -1,7 +1,8 @@
 """Repairs (``_reconcile``): a pod that missed a push, a pod that restarted, a missed watch event.
 
 Proves, with fake sidecars and a fake API and no reconcile sweep run unless said: a pod that did
-not answer a push gets the revision as soon as it answers again, counted in a metric; a pod that
+not answer a push gets the revision as soon as it answers again, counted in a metric, and the
+ConfigMap's convergence (status and histogram) is timed to that moment; a pod that
 is gone is no longer probed; a pod whose readiness changes is reconciled at once; a change the
 API holds but no watch event brought is rolled out once the grace period has passed, with a
 ``MissedChange`` Warning Event naming both revisions and a metric; a change another replica
@@ -57,6 +58,10 @@ async def test_a_pod_that_missed_a_push_gets_it_as_soon_as_it_answers_again() ->
     )
     await eventually("complete status", lambda: parts.status.phase is Phase.COMPLETE)
     assert counter(parts, "caught_up_pods") == 1
+    # Converged once, when the last pod caught up: in the status and the histogram.
+    assert parts.status.converged_seconds is not None and parts.status.converged_seconds > 0
+    count = "hotconf_operator_convergence_duration_seconds_count"
+    assert parts.metrics.registry.get_sample_value(count) == 1
     probes = len(parts.sidecars.probes)
     await asyncio.sleep(FAST_REPAIR.probe_every * 5)
     assert len(parts.sidecars.probes) == probes  # followed no more once it answered
