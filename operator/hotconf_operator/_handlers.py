@@ -46,6 +46,7 @@ from hotconf_operator._kubeapi import login as fresh_login
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._misses import MissTracker
 from hotconf_operator._reconcile import Reconciler
+from hotconf_operator._reporter import EVENT_SOURCE
 from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig
 from hotconf_operator._storage import NoDiffBaseStorage, NoProgressStorage
@@ -57,8 +58,6 @@ __all__ = ["ENABLED_LABEL", "EVENT_SOURCE", "INDEX_NAME", "Runtime", "configure"
 
 ENABLED_LABEL = "hotconf.dev/enabled"
 INDEX_NAME = "hotconf_pods"
-#: The component Kubernetes Events name as their source (``reportingComponent``, ``source``).
-EVENT_SOURCE = "hotconf-operator"
 logger = logging.getLogger("hotconf_operator")
 
 
