@@ -6,7 +6,8 @@ a sidecar killed when a change is pushed, a pod restarted meanwhile (not Ready, 
 again), and a pod cut off the network for a moment each hold the new revision within a few
 seconds of answering again (the design bound is about 1 s; the timeout here is generous for a
 loaded machine and still hundreds of times shorter than the sweep), its application runs it,
-and the status ends complete. The catch-up time is printed (``-s``) for docs/operator.md.
+and the status ends complete; while it is stale, the status names it, the revision it runs and
+why. The catch-up time is printed (``-s``) for docs/operator.md.
 """
 
 from __future__ import annotations
@@ -70,9 +71,16 @@ def test_a_killed_sidecar_catches_up_once_it_is_back(cluster: Any) -> None:
         pod.start()
         wait_for("first config", lambda: pod.current().get("value") == "one")
         assert pod.sidecar is not None
+        old = pod.current()["revision"]
         pod.sidecar.kill()
         pod.sidecar.wait()
         revision = change(cluster, "two")
+        # The status names the stale pod, what it runs and why.
+        status = cluster.api.status_of("app")
+        assert (status["pending"], status["pod"]) == (1, "web-0")
+        [line] = status["pods"]
+        assert (line["pod"], line["state"], line["runs"]) == ("web-0", "pending", old)
+        assert "failed" in line["message"] and status["message"].startswith(line["message"])
         time.sleep(2)  # several probes fail meanwhile
         pod.start_sidecar()
         pod.wait_sidecar()
