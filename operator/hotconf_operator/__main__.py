@@ -27,6 +27,7 @@ from hotconf_operator._handlers import Runtime, register
 from hotconf_operator._injection import InjectionSettings
 from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
+from hotconf_operator._peering import PauseWatcher
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._reconcile import Reconciler
 from hotconf_operator._reporter import StatusReporter
@@ -77,6 +78,8 @@ async def run(config: OperatorConfig) -> None:
     connection = login()
     metrics = Metrics()
     WatchRestartCounter(metrics).install()
+    pause = PauseWatcher()
+    pause.install()  # kopf logs its pauses at INFO: they show even at --log-level warning
     if config.serving.metrics_port:
         serve(metrics, port=config.serving.metrics_port)
     async with KubeApi(connection, relogin=login) as api:
@@ -144,6 +147,7 @@ async def run(config: OperatorConfig) -> None:
             repair=config.repair,
             metrics=metrics,
             reporter=reporter,
+            paused=lambda: pause.paused,
         )
         manager = runtime.manager
         runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)

@@ -34,7 +34,9 @@ Two repairs, with ``_settings.RepairConfig``:
   (``RolloutManager.configmap_seen``). A change that no replica rolled out (the status on the
   ConfigMap does not name it) is counted in ``hotconf_operator_missed_changes`` and named in a
   ``MissedChange`` Warning Event; a change another replica rolled out while this one was paused
-  is only adopted (its reconcile pushes nothing where pods hold it).
+  is only adopted (its reconcile pushes nothing where pods hold it). A replica that kopf
+  peering paused repairs nothing: it gets no events by design, the active replica rolls the
+  change out, and kopf lists everything again when this one resumes.
 """
 
 from __future__ import annotations
@@ -91,7 +93,10 @@ class Reconciler:
         repair: RepairConfig | None = None,
         metrics: Metrics | None = None,
         reporter: StatusReporter | None = None,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``paused``: whether kopf peering paused this replica (``_peering.PauseWatcher``); a
+        paused replica repairs no missed change: it gets no events by design."""
         self._manager = manager
         self._deliverer = deliverer
         self._current_revision = current_revision
@@ -99,6 +104,7 @@ class Reconciler:
         self._repair = repair or RepairConfig()
         self._metrics = metrics
         self._reporter = reporter
+        self._paused = paused
         self._followed: dict[str, _Followed] = {}  # pod uid -> what it missed
         self._drifting: set[ConfigMapRef] = set()  # a drift check is waiting out its grace
         deliverer.on_unreachable = self._follow
@@ -225,6 +231,8 @@ class Reconciler:
             await asyncio.sleep(self._repair.drift_grace)
             if self._manager.known_revision(ref) != known:
                 return  # an event came
+            if self._paused():
+                return  # the active replica rolls it out; kopf lists again on resuming
             assert self._read_configmap is not None
             try:
                 body = await self._read_configmap(ref)

@@ -7,17 +7,19 @@ is gone is no longer probed; a pod whose readiness changes is reconciled at once
 API holds but no watch event brought is rolled out once the grace period has passed, with a
 ``MissedChange`` Warning Event naming both revisions and a metric; a change another replica
 already rolled out is adopted without being counted as missed; a deletion no event brought is
-forgotten.
+forgotten; a replica that kopf peering paused (as its log records say) repairs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from operator_fakes import FAST_REPAIR, FakeApi, OperatorParts, configmap, operator_parts, pod
 
 from hotconf_operator._decide import snapshot_of
+from hotconf_operator._peering import PEERING_LOGGER, PauseWatcher
 from hotconf_operator._status import Phase, RolloutStatus
 from hotconf_wire.protocol import ConfigMapRef
 
@@ -155,3 +157,28 @@ async def test_a_deletion_no_event_brought_is_forgotten() -> None:
     await eventually("forgotten", lambda: parts.manager.known_revision(REF) is None)
     assert counter(parts, "missed_changes") == 1
     await parts.reconciler.aclose()
+
+
+async def test_a_paused_replica_repairs_no_missed_change() -> None:
+    watcher = PauseWatcher()
+    watcher.install()
+    peering = logging.getLogger(PEERING_LOGGER)
+    try:
+        api = FakeApi()
+        parts = operator_parts([pod(0)], api=api, paused=lambda: watcher.paused)
+        await parts.manager.configmap_seen(api.put(configmap(V1)))
+        await parts.manager.wait_idle()
+        peering.info("Pausing operations in favour of [Peer(identity=other, priority=9)].")
+        api.put(configmap(V2))
+        await parts.reconciler.sweep()
+        await asyncio.sleep(FAST_REPAIR.drift_grace * 4)
+        assert parts.sidecars.revision_of(pod(0), REF) == revision(V1)
+        assert parts.manager.known_revision(REF) == revision(V1)
+        peering.info("Resuming operations after the pause. Conflicting operators ... are gone.")
+        await parts.reconciler.sweep()
+        await eventually(
+            "repaired once resumed", lambda: parts.sidecars.revision_of(pod(0), REF) == revision(V2)
+        )
+        await parts.reconciler.aclose()
+    finally:
+        peering.removeHandler(watcher)

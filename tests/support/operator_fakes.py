@@ -10,7 +10,7 @@ does, with a settable list of subscribed pods. No HTTP, no kopf, no API server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -183,6 +183,7 @@ def operator_parts(
     *,
     current_revision: CurrentRevisionFn | None = None,
     api: FakeApi | None = None,
+    paused: Callable[[], bool] = lambda: False,
 ) -> OperatorParts:
     """``api``: the reconciler confirms revisions against it and repairs drift from it."""
     sidecars = FakeSidecars()
@@ -204,6 +205,7 @@ def operator_parts(
         repair=FAST_REPAIR,
         metrics=metrics,
         reporter=reporter,
+        paused=paused,
     )
     return OperatorParts(sidecars, reporter, metrics, deliverer, manager, reconciler, subscribed)
 
