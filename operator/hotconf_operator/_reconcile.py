@@ -171,7 +171,12 @@ class Reconciler:
         task = asyncio.ensure_future(job)
         task.set_name(name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("%s failed; the next sweep tries again", task.get_name(), exc_info=exc)
 
     # -- pods that did not answer
 
