@@ -1,7 +1,7 @@
 """End-to-end rollout benchmark: from the API write to every worker running the new revision.
 
     .venv/bin/python bench/e2e_rollout.py [--api emulator|real|both] [--pods 1,10,100]
-        [--rounds 30] [--fanout 1000]
+        [--rounds 30] [--fanout 1000] [--trace]
 
 Part 1 (real processes), on each API server ``--api`` names (both by default, the emulator
 first; ``bench/kube_apis.py``): the emulator (``kube_emulator``, plain HTTP, a fresh process per
@@ -65,7 +65,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
@@ -79,6 +79,7 @@ from kube_control_plane import AdminClient
 from kube_emulator._process import EmulatorProcess
 
 from bench.kube_apis import Emulator, RawWatch, RealApi, Target, Writer
+from bench.trace_breakdown import breakdown, print_breakdown, read_trace
 from hotconf_wire.envelope import SIGNATURE_HEADER, decode_payload, decode_signature
 
 
@@ -176,6 +177,9 @@ class PodRun:
     same: list[float]  # the round's own PATCH -> the benchmark's raw watch of it read the event
     cpu: dict[str, list[float]]  # CPU per round by kind of process
     warm: list[float]  # latency of the warm-up rounds (not counted)
+    #: With --trace: the trace file, and each counted round's revision -> its PATCH (monotonic ns)
+    trace: Path | None = None
+    starts: dict[str, int] = field(default_factory=dict)
 
     @property
     def share(self) -> list[float]:
@@ -183,7 +187,9 @@ class PodRun:
         return [lat - fl for lat, fl in zip(self.latency, self.floor, strict=True)]
 
 
-def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, tag: str) -> PodRun:
+def real_pods(
+    target: Target, work: Path, count: int, rounds: int, warmup: int, tag: str, *, trace: bool
+) -> PodRun:
     """Run ``warmup + rounds`` rounds with ``count`` real pods on ``target``.
 
     Each round first PATCHes the unlabelled twin ConfigMap (which hotconf ignores) and waits
@@ -191,8 +197,12 @@ def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, 
     ConfigMap the pods follow and waits for every worker; a raw watch of that ConfigMap notes
     when the same PATCH's event reached the benchmark (``same``: while hotconf's processes
     compete for the CPU). CPU is read from just before the second PATCH to the end of the
-    0.1 s pause after the round (the ACKs and status writes included)."""
+    0.1 s pause after the round (the ACKs and status writes included). With ``trace`` every
+    process started here appends the rollout trace to one file (``HOTCONF_TRACE_FILE``)."""
     api, namespace = target.api, target.namespace
+    trace_file = work / f"{tag}.trace.jsonl" if trace else None
+    if trace_file is not None:
+        os.environ["HOTCONF_TRACE_FILE"] = str(trace_file)  # the harness passes os.environ on
     name, twin = f"bench{count}", f"bench{count}-floor"
     create_cm(api, name, {"value": "0"})
     create_cm(api, twin, {"value": "0"}, labelled=False)
@@ -202,7 +212,7 @@ def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, 
         kubeconfig=target.operator_kubeconfig, key_file=key, workdir=work,
         log_name=f"operator-{tag}.log", extra=("--reconcile-interval", "60"),
     ).start()  # fmt: skip
-    run = PodRun([], [], [], {}, [])
+    run = PodRun([], [], [], {}, [], trace=trace_file)
     writer = Writer(target.connect)
     rv = {cm: api.get_cm(cm)["metadata"]["resourceVersion"] for cm in (name, twin)}
     watch = RawWatch(target.connect, namespace, name, rv[name])
@@ -229,6 +239,7 @@ def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, 
                 floor = floor_watch.wait(value) - t1
                 time.sleep(0.05)
                 before = {kind: cpu_of(pids) for kind, pids in kinds.items()}
+                t0_mono = time.monotonic_ns()
                 t0 = time.time()
                 writer.patch_cm(namespace, name, {"data": {"value": value}})
                 last = reports.wait_value(value, timeout=60)
@@ -239,6 +250,7 @@ def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, 
                     run.warm.append(took)
                     continue
                 run.latency.append(took)
+                run.starts[str(last[0]["revision"])] = t0_mono
                 run.floor.append(floor)
                 run.same.append(same)
                 for kind, pids in kinds.items():
@@ -248,6 +260,7 @@ def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, 
         floor_watch.close()
         writer.close()
         op.stop()
+        os.environ.pop("HOTCONF_TRACE_FILE", None)
     return run
 
 
@@ -324,8 +337,9 @@ async def fanout(emu: EmulatorProcess, work: Path, count: int, rounds: int) -> d
             api.create_pod,
             {
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": f"pod-{i}", "annotations": {
-                    "hotconf.dev/configmaps": "fanout", "hotconf.dev/port": str(port)}},
+                "metadata": {"name": f"pod-{i}", "labels": {"hotconf.dev/inject": "true"},
+                             "annotations": {"hotconf.dev/configmaps": "fanout",
+                                             "hotconf.dev/port": str(port)}},
                 "status": {"phase": "Running", "podIP": host},
             },
         )  # fmt: skip
@@ -455,6 +469,11 @@ def main() -> None:
         help="pods of the fan-out part, on the emulator only (0 skips it; default 1000)",
     )
     parser.add_argument("--fanout-rounds", type=int, default=5)
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="trace every hop of each rollout (HOTCONF_TRACE_FILE) and print where the time goes",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.pods.split(",") if n]
     apis = ["emulator", "real"] if args.api == "both" else [args.api]
@@ -468,7 +487,9 @@ def main() -> None:
                 for count in counts:
                     tag = f"{api}{count}"
                     with server.target(tag) as target:
-                        runs[count] = real_pods(target, work, count, args.rounds, args.warmup, tag)
+                        runs[count] = real_pods(
+                            target, work, count, args.rounds, args.warmup, tag, trace=args.trace
+                        )
                     print(
                         f"[{api}] {count} pods done, p50 {ms(runs[count].latency, 50):.1f} ms",
                         flush=True,
@@ -476,6 +497,10 @@ def main() -> None:
             print(f"[{api}] load average after: {load()}", flush=True)
             print_table(server.label, runs)
             print_targets(api, runs)
+            for count, run in runs.items():
+                if run.trace is not None:
+                    rows = breakdown(read_trace(run.trace), run.starts)
+                    print_breakdown(rows, title=f"[{api}] {count} pod(s): where the time goes")
         if args.fanout and "emulator" in apis:
             (work / "emuf").mkdir()
             with EmulatorProcess(workdir=work / "emuf") as emu:

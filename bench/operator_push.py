@@ -97,7 +97,11 @@ def pod_body(i: int) -> dict[str, Any]:
                     "name": f"app-{i}",
                     "namespace": "default",
                     "uid": f"uid-{i:08d}",
-                    "labels": {"app": "demo", "pod-template-hash": "7c9d8f"},
+                    "labels": {
+                        "app": "demo",
+                        "pod-template-hash": "7c9d8f",
+                        "hotconf.dev/inject": "true",
+                    },
                     "annotations": {
                         "hotconf.dev/configmaps": "demo",
                         "hotconf.dev/port": str(DEFAULT_PORT),

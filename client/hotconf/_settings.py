@@ -9,8 +9,11 @@ Each setting may come from a keyword of :func:`hotconf.run` (which wins) or the 
     Namespace of a ConfigMap named without one (``configmap="app"``). Default: the pod's own
     namespace from the service account mount, else ``default``. ``hotconf dev`` sets it to the
     manifest's namespace.
+``HOTCONF_TRACE_FILE``
+    Append the rollout trace's lines (:mod:`hotconf_wire.trace`: when each revision arrived,
+    the old generation drained, the new one started and was ACKed) to this file. Default: off.
 
-Both are :class:`hotconf_wire.settings.Setting` declarations read with the rules the sidecar and
+All are :class:`hotconf_wire.settings.Setting` declarations read with the rules the sidecar and
 the operator share (an empty value means the default). The library has no flags, so neither has
 one; it has no boolean or log-level setting either (logging is the application's to set up).
 """
@@ -26,8 +29,9 @@ from typing import Final
 from hotconf._errors import HotconfError
 from hotconf_wire.protocol import ConfigMapRef, refs
 from hotconf_wire.settings import Setting
+from hotconf_wire.trace import TRACE_FILE
 
-__all__ = ["DEFAULT_SOCKET", "NAMESPACE", "SOCKET", "ClientSettings"]
+__all__ = ["DEFAULT_SOCKET", "NAMESPACE", "SOCKET", "TRACE_FILE", "ClientSettings"]
 
 DEFAULT_SOCKET: Final = "/run/hotconf/hotconf.sock"
 
@@ -54,6 +58,8 @@ class ClientSettings:
     socket: Path
     #: The ConfigMap to follow; None means "the first one the relay serves".
     configmap: ConfigMapRef | None
+    #: The rollout trace's file; empty: no trace.
+    trace_file: str = ""
 
     @classmethod
     def resolve(
@@ -66,13 +72,14 @@ class ClientSettings:
         path = (
             Path(socket) if socket is not None else SOCKET.from_environ(environ, error=HotconfError)
         )
+        trace_file = TRACE_FILE.from_environ(environ, error=HotconfError)
         if configmap is None:
-            return cls(path, None)
+            return cls(path, None, trace_file)
         namespace = (
             NAMESPACE.from_environ(environ, error=HotconfError) or _pod_namespace() or "default"
         )
         (ref,) = refs([configmap], namespace=namespace)
-        return cls(path, ref)
+        return cls(path, ref, trace_file)
 
 
 def _pod_namespace() -> str | None:

@@ -38,6 +38,7 @@ from hotconf_operator._webhook_tls import CaBundleKeeper, ensure_certificate, wr
 from hotconf_wire.logs import LogFormat, setup_logging
 from hotconf_wire.protocol import ConfigMapRef
 from hotconf_wire.settings import LogLevel
+from hotconf_wire.trace import Tracer
 
 __all__ = ["main"]
 
@@ -113,9 +114,11 @@ async def run(config: OperatorConfig) -> None:
         )
         if config.serving.webhook_port and runtime.injection is None:
             logger.warning("sidecar injection is off: no --sidecar-image / HOTCONF_SIDECAR_IMAGE")
-        deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics)
+        tracer = Tracer(config.trace_file, proc="operator")
+        deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics, tracer=tracer)
         reporter = StatusReporter(api)
         runtime.manager = RolloutManager(
+            tracer=tracer,
             deliverer=deliverer,
             reporter=reporter,
             metrics=metrics,
@@ -151,7 +154,8 @@ async def run(config: OperatorConfig) -> None:
         )
         manager = runtime.manager
         runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)
-        runtime.heap_keeper.apply_thresholds()
+        took = runtime.heap_keeper.prepare()  # before kopf watches: no change waits on it
+        logger.debug("heap collected and frozen before watching: %.1f ms", took * 1e3)
         registry = kopf.OperatorRegistry()
         register(registry, runtime)
         health = config.serving.health_port

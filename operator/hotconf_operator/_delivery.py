@@ -37,6 +37,7 @@ from hotconf_operator._outcome import PodOutcome, Verdict, verdict_of_clients
 from hotconf_operator._signing import SignedPush, Signer
 from hotconf_wire.answers import HeldConfig, PodState, PushAnswer
 from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
+from hotconf_wire.trace import DISABLED, Tracer
 
 __all__ = ["Deliverer", "SidecarApi", "UnreachableFn"]
 
@@ -70,10 +71,13 @@ UnreachableFn = Callable[[PodTarget, ConfigSnapshot], None]
 class Deliverer:
     """Pushes (or checks, then pushes) one snapshot to one pod."""
 
-    def __init__(self, *, pusher: SidecarApi, signer: Signer, metrics: Metrics) -> None:
+    def __init__(
+        self, *, pusher: SidecarApi, signer: Signer, metrics: Metrics, tracer: Tracer = DISABLED
+    ) -> None:
         self._pusher = pusher
         self._signer = signer
         self._metrics = metrics
+        self._tracer = tracer
         self._counters: dict[str, Counter] = {}  # outcome -> its child of the pushes counter
         self._trusting: set[str] = set()  # uids of pods known to trust exactly the announced keys
         #: pod uid -> ConfigMap -> the revision its applications last applied, as seen here
@@ -157,6 +161,9 @@ class Deliverer:
                 verdict, message = verdict_of_clients(entry.clients)
                 return self._outcome(pod, snapshot, verdict, message)
         signed = self._signer.sign_push(pod.ref, snapshot)
+        trace = self._tracer
+        if trace.enabled:
+            trace.mark("operator.signed", cm=snapshot.ref, rev=snapshot.revision, pod=pod.name)
         try:
             answer = await self._pusher.push(pod, signed)
         except PodUnreachable as exc:
@@ -169,6 +176,8 @@ class Deliverer:
                 return self._outcome(pod, snapshot, Verdict.PENDING, f"sidecar: {exc}")
             # Someone (another replica, or an earlier attempt) got there first: ask.
             return await self.deliver(pod, snapshot, check_first=True)
+        if trace.enabled:
+            trace.mark("operator.answered", cm=snapshot.ref, rev=snapshot.revision, pod=pod.name)
         verdict, message = verdict_of_clients(answer.clients)
         if verdict in (Verdict.APPLIED, Verdict.HELD) and answer.status == "unchanged":
             self._count("unchanged")

@@ -8,11 +8,13 @@ Watched:
 * ConfigMaps labelled ``hotconf.dev/enabled: "true"`` (selected server-side by a label
   selector): ``@kopf.on.event`` only, handed to ``_rollout``. No changing handlers, no daemons,
   no timers: those make kopf add finalizers and write its bookkeeping annotations.
-* Pods annotated ``hotconf.dev/configmaps``: a kopf index (``hotconf_pods``: ConfigMap ->
+* Pods labelled ``hotconf.dev/inject: "true"`` (``--pod-selector``, selected server-side by a
+  label selector, so the operator never streams the cluster's other pods), and of those:
+* pods annotated ``hotconf.dev/configmaps``: a kopf index (``hotconf_pods``: ConfigMap ->
   subscribed pod sidecars, ``_index``) and an event handler that reconciles a pod once it is
   Running with an IP (``_reconcile``).
-* Pods annotated ``hotconf.dev/inject``: an event handler that reports those admitted without the
-  sidecar (``_misses``), on the same pod watch.
+* pods that ask for the sidecar: an event handler that reports those admitted without it
+  (``_misses``), on the same pod watch.
 
 Served: the sidecar injection webhook (``_webhook``) on kopf's admission server, unless the
 webhook port is 0.
@@ -41,14 +43,14 @@ from hotconf_operator._index import (
     subscribed_configmaps,
     targets_of,
 )
-from hotconf_operator._injection import INJECT_ANNOTATION, InjectionSettings
+from hotconf_operator._injection import InjectionSettings
 from hotconf_operator._kubeapi import login as fresh_login
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._misses import MissTracker
 from hotconf_operator._reconcile import Reconciler
 from hotconf_operator._reporter import EVENT_SOURCE
 from hotconf_operator._rollout import RolloutManager
-from hotconf_operator._settings import OperatorConfig
+from hotconf_operator._settings import ALL_PODS, OperatorConfig
 from hotconf_operator._storage import NoDiffBaseStorage, NoProgressStorage
 from hotconf_operator._webhook import NO_IMAGE_REASON, webhook_server
 from hotconf_operator._webhook import register as register_webhook
@@ -90,6 +92,8 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     # "From hotconf-operator" in `kubectl describe` and `kubectl events`, not "kopf".
     settings.posting.reporting_component = EVENT_SOURCE
     settings.watching.label_selectors["v1", "configmaps"] = f"{ENABLED_LABEL}=true"
+    if config.pod_selector != ALL_PODS:
+        settings.watching.label_selectors["v1", "pods"] = config.pod_selector
     # The API server ends a watch after server_timeout; the client gives it a margin, then
     # kopf reconnects after reconnect_backoff, resuming from the last resourceVersion.
     settings.watching.server_timeout = 300
@@ -208,7 +212,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             ready=pod_ready(body),
         )
 
-    @kopf.on.event("pods", annotations={INJECT_ANNOTATION: kopf.PRESENT}, registry=registry)
+    # Unfiltered: the tracker forgets a pod that stops asking (its label or annotation removed).
+    @kopf.on.event("pods", registry=registry)
     async def injection_miss(type: str | None, body: kopf.Body, **_: Any) -> None:
         misses.pod_event(type, body)
 

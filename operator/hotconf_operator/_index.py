@@ -18,6 +18,8 @@ from hotconf_wire.protocol import ConfigMapRef
 
 __all__ = [
     "CONFIGMAPS_ANNOTATION",
+    "INJECT_LABEL",
+    "INJECT_SELECTOR",
     "PORT_ANNOTATION",
     "PodTarget",
     "index_pod",
@@ -28,6 +30,10 @@ __all__ = [
 
 CONFIGMAPS_ANNOTATION = "hotconf.dev/configmaps"
 PORT_ANNOTATION = "hotconf.dev/port"
+#: The opt-in label: the operator watches only pods with it, and the webhook injects them.
+INJECT_LABEL = "hotconf.dev/inject"
+#: The same opt-in as a label selector (the webhook's objectSelector, the pod watch's default).
+INJECT_SELECTOR = f"{INJECT_LABEL}=true"
 
 
 @dataclass(frozen=True, slots=True, order=True)

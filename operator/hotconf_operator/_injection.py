@@ -1,4 +1,4 @@
-"""Sidecar injection: what the mutating webhook adds to a pod annotated ``hotconf.dev/inject``.
+"""Sidecar injection: what the mutating webhook adds to a pod labelled ``hotconf.dev/inject``.
 
 A pure function over the pod's JSON body, so that it is tested without a webhook and reused by
 the chart's documentation of the same sidecar. The webhook handler (``_webhook.py``) hands it to
@@ -17,7 +17,15 @@ What a pod gets:
 - resource requests and a restricted security context (``--sidecar-security-context``
   replaces it, e.g. for a platform that assigns user ids itself).
 
-Injecting twice changes nothing; pods without the annotation are never touched.
+Which pods: those labelled ``hotconf.dev/inject: "true"`` (a label, so that the webhook's
+``objectSelector`` and the operator's pod watch select them on the API server, as
+``sidecar.istio.io/inject`` does). In earlier builds (0.1.0, unreleased) the opt-in was an
+annotation of the same name; a pod that still has only the annotation is injected when it
+reaches the webhook (the chart's ``legacyAnnotationOptIn`` sends it every pod), with a warning
+that names the label to use.
+
+Injecting twice changes nothing; pods without the label (or annotation) are never touched, nor
+are pods that already have a ``hotconf-sidecar`` container (added by hand).
 """
 
 from __future__ import annotations
@@ -27,25 +35,37 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hotconf_operator._index import PORT_ANNOTATION
+from hotconf_operator._index import INJECT_LABEL, INJECT_SELECTOR, PORT_ANNOTATION
 from hotconf_wire.envelope import DEFAULT_PORT
 
 __all__ = [
+    "ANNOTATION_DEPRECATED",
     "INJECTED_LABEL",
     "INJECT_ANNOTATION",
+    "INJECT_LABEL",
+    "INJECT_SELECTOR",
     "SIDECAR_NAME",
     "InjectionSettings",
+    "asks_by_annotation_only",
+    "asks_by_label",
     "hardened_security_context",
     "inject",
     "sidecar_container",
     "wants_injection",
 ]
 
+#: The opt-in of earlier builds, still honoured with a warning when such a pod reaches the webhook.
 INJECT_ANNOTATION: Final = "hotconf.dev/inject"
 INJECTED_ANNOTATION: Final = "hotconf.dev/injected"
 #: The same mark as a label, for selectors (the chart's PodMonitor).
 INJECTED_LABEL: Final = "hotconf.dev/injected"
 SIDECAR_NAME: Final = "hotconf-sidecar"
+#: What kubectl shows for a pod that asks with the legacy annotation.
+ANNOTATION_DEPRECATED: Final = (
+    f"hotconf: the {INJECT_ANNOTATION} annotation is deprecated and is honoured only while the "
+    f"webhook is sent every pod (legacyAnnotationOptIn); label the pod template "
+    f'{INJECT_LABEL}: "true" instead'
+)
 SOCKET_VOLUME: Final = "hotconf-socket"
 STATE_VOLUME: Final = "hotconf-state"
 SOCKET_DIR: Final = "/run/hotconf"
@@ -88,10 +108,28 @@ def hardened_security_context(run_as_user: int) -> dict[str, Any]:
     }
 
 
+def _is_true(values: Any, key: str) -> bool:
+    return isinstance(values, dict) and str(values.get(key, "")).strip().lower() == "true"
+
+
+def asks_by_label(pod: dict[str, Any]) -> bool:
+    """Whether the pod is labelled ``hotconf.dev/inject: "true"``."""
+    return _is_true((pod.get("metadata") or {}).get("labels"), INJECT_LABEL)
+
+
+def asks_by_annotation_only(pod: dict[str, Any]) -> bool:
+    """Whether the pod asks with the legacy annotation and has no label of that name (a label,
+    whatever it says, is the pod's answer)."""
+    metadata = pod.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    has_label = isinstance(labels, dict) and INJECT_LABEL in labels
+    return _is_true(metadata.get("annotations"), INJECT_ANNOTATION) and not has_label
+
+
 def wants_injection(pod: dict[str, Any]) -> bool:
-    """Whether the pod asked for the sidecar with ``hotconf.dev/inject: "true"``."""
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(INJECT_ANNOTATION, "")).strip().lower() == "true"
+    """Whether the pod asked for the sidecar: the label ``hotconf.dev/inject: "true"``, or the
+    annotation of the same name (earlier builds)."""
+    return asks_by_label(pod) or asks_by_annotation_only(pod)
 
 
 def _has_sidecar(spec: dict[str, Any]) -> bool:
@@ -169,14 +207,17 @@ def inject(
 ) -> bool:
     """Add the sidecar to ``pod`` in place; return whether anything changed.
 
-    Does nothing for a pod without the annotation or one that already has the sidecar. The
+    Does nothing for a pod without the opt-in or one that already has the sidecar. The
     sidecar listens on the pod's ``hotconf.dev/port`` if it has one (for an application that
     uses the default port itself), else on ``settings.port``; the annotation then holds the
     port, which is where the operator pushes. A malformed port is replaced by the default, with
-    a message added to ``warnings`` (shown to the user by kubectl).
+    a message added to ``warnings`` (shown to the user by kubectl), as is the use of the
+    legacy annotation instead of the label.
     """
     if not wants_injection(pod):
         return False
+    if asks_by_annotation_only(pod) and warnings is not None:
+        warnings.append(ANNOTATION_DEPRECATED)
     spec = pod.setdefault("spec", {})
     if _has_sidecar(spec):
         return False

@@ -103,7 +103,7 @@ class Metrics:
         )
         self.injection_misses = Counter(
             "hotconf_operator_injection_misses",
-            "Pods annotated hotconf.dev/inject=true seen without the sidecar (once per pod and "
+            "Pods labelled hotconf.dev/inject=true seen without the sidecar (once per pod and "
             "operator start).",
             registry=self.registry,
         )
@@ -116,7 +116,7 @@ class Metrics:
         )
         self.pods_missing_sidecar = Gauge(
             "hotconf_operator_pods_missing_sidecar",
-            "Pods annotated hotconf.dev/inject=true that exist now without the sidecar.",
+            "Pods labelled hotconf.dev/inject=true that exist now without the sidecar.",
             registry=self.registry,
         )
 

@@ -2,10 +2,10 @@
 
 The chart registers the webhook with ``failurePolicy: Ignore``, so a pod created while the
 operator is down (or restarting, or unreachable, or without a sidecar image) is admitted as it
-was: annotated ``hotconf.dev/inject: "true"`` but without a ``hotconf-sidecar`` container. Pod
+was: labelled ``hotconf.dev/inject: "true"`` but without a ``hotconf-sidecar`` container. Pod
 specs cannot gain containers later, so such a pod stays without hot reload until it is
-recreated. ``_handlers`` feeds every event of a pod carrying the annotation (kopf filters the
-watch it already has on pods, so no extra API calls) to :meth:`MissTracker.pod_event`, which:
+recreated. ``_handlers`` feeds every event of the pod watch it already has (no extra API
+calls) to :meth:`MissTracker.pod_event`, which:
 
 * posts one Warning Event ``SidecarNotInjected`` on the pod, saying what to do;
 * counts it in ``hotconf_operator_injection_misses_total`` and keeps the gauge
@@ -36,7 +36,8 @@ Poster = Callable[[Mapping[str, Any], str, str], None]
 
 
 def missing_sidecar(pod: Mapping[str, Any]) -> bool:
-    """Whether the pod asked for the sidecar (annotation) and has no ``hotconf-sidecar``."""
+    """Whether the pod asked for the sidecar (label, or the old annotation) and has no
+    ``hotconf-sidecar``."""
     if not wants_injection(dict(pod)):
         return False
     spec = pod.get("spec") or {}
@@ -45,7 +46,8 @@ def missing_sidecar(pod: Mapping[str, Any]) -> bool:
 
 
 class MissTracker:
-    """Notices annotated pods without the sidecar; one Event each, and the two metrics."""
+    """Notices pods that asked for the sidecar and run without it; one Event each, and the two
+    metrics."""
 
     def __init__(self, *, metrics: Metrics, post: Poster, why: str) -> None:
         self._metrics = metrics
@@ -80,10 +82,10 @@ class MissTracker:
             else "delete and recreate the pod"
         )
         message = (
-            f"Pod is annotated hotconf.dev/inject=true but has no {SIDECAR_NAME} container, so "
-            f"it gets no hot configuration reloads: {self._why}. To fix, {fix} (or roll the "
-            "workload, e.g. kubectl rollout restart deployment/NAME) once the hotconf operator "
-            "is running."
+            f"Pod asks for the sidecar (hotconf.dev/inject=true) but has no {SIDECAR_NAME} "
+            f"container, so it gets no hot configuration reloads: {self._why}. To fix, {fix} "
+            "(or roll the workload, e.g. kubectl rollout restart deployment/NAME) once the "
+            "hotconf operator is running."
         )
         logger.warning("pod %s has no %s: %s", name, SIDECAR_NAME, self._why)
         try:

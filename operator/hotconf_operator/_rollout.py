@@ -49,6 +49,7 @@ from hotconf_operator._state import ConfigMapState, ConfigMapStates
 from hotconf_operator._status import Phase, RolloutStatus, status_of
 from hotconf_operator._validation import SchemaFetcher, validate_configmap
 from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
+from hotconf_wire.trace import DISABLED, Tracer
 
 __all__ = ["RolloutManager", "TargetsFn"]
 
@@ -69,7 +70,9 @@ class RolloutManager:
         metrics: Metrics,
         targets: TargetsFn,
         fetch_schema: SchemaFetcher | None = None,
+        tracer: Tracer = DISABLED,
     ) -> None:
+        self._tracer = tracer
         self._deliverer = deliverer
         self._reporter = reporter
         self._metrics = metrics
@@ -160,6 +163,8 @@ class RolloutManager:
             last_good=old.last_good if old is not None else None,
             schemas=event.schemas,
         )
+        if self._tracer.enabled:
+            self._tracer.mark("operator.event", cm=ref, rev=event.revision)
         await self._cancel(ref)
         if decision.action is Action.RECONCILE:
             self._reporter.remember(ref, event.status)
@@ -258,6 +263,9 @@ class RolloutManager:
             self._update_gauges()
             return
         state.snapshot = snapshot
+        trace = self._tracer
+        if trace.enabled:
+            trace.mark("operator.validated", cm=ref, rev=snapshot.revision)
         if state.policy.problem:
             self._reporter.event(
                 ref,
@@ -291,6 +299,8 @@ class RolloutManager:
                 state.halted = True
                 break
         status = await self._write_status(state, done=True)
+        if trace.enabled:
+            trace.mark("operator.status", cm=ref, rev=snapshot.revision)
         took = time.monotonic() - started
         self._metrics.rollout_seconds.labels(phase=str(status.phase)).observe(took)
         # the rollout's one log line (nothing is logged per pod on this path)

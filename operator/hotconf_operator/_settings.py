@@ -22,10 +22,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from hotconf_operator._errors import SettingsError
-from hotconf_wire import logs
+from hotconf_operator._index import INJECT_SELECTOR
+from hotconf_wire import logs, trace
 from hotconf_wire.envelope import DEFAULT_PORT
 from hotconf_wire.logs import LogFormat, log_format_setting
 from hotconf_wire.settings import (
@@ -41,6 +42,7 @@ from hotconf_wire.settings import (
 from hotconf_wire.settings import build_parser as build_settings_parser
 
 __all__ = [
+    "ALL_PODS",
     "ENVIRONMENT",
     "SETTINGS",
     "OperatorConfig",
@@ -95,6 +97,45 @@ NAMESPACES: Final = Setting[tuple[str, ...]](
     metavar="NS",
     help="namespace to watch; repeat the flag, or give a comma list in the env var",
     shown_default="all namespaces",
+)
+#: One requirement of a label selector: ``key``, ``!key``, ``key=v``, ``key==v``, ``key!=v``,
+#: ``key in (a,b)``, ``key notin (a,b)`` (Kubernetes' syntax; the API server checks the rest).
+_LABEL_KEY = r"([a-z0-9A-Z.-]{1,253}/)?[a-z0-9A-Z]([-a-z0-9A-Z_.]{0,61}[a-z0-9A-Z])?"
+_LABEL_VALUE = r"([a-z0-9A-Z]([-a-z0-9A-Z_.]{0,61}[a-z0-9A-Z])?)?"
+_REQUIREMENT = re.compile(
+    rf"\s*(!?{_LABEL_KEY}|{_LABEL_KEY}\s*(==?|!=)\s*{_LABEL_VALUE}"
+    rf"|{_LABEL_KEY}\s+(in|notin)\s*\(\s*{_LABEL_VALUE}(\s*,\s*{_LABEL_VALUE})*\s*\))\s*"
+)
+#: The pod selector that means every pod (the pod watch of earlier builds).
+ALL_PODS: Final = "*"
+
+
+def _pod_selector(text: str) -> str:
+    selector = text.strip()
+    if selector == ALL_PODS:
+        return selector
+    # Split on the commas between requirements, not those inside "in (a,b)".
+    requirements = re.split(r",(?![^(]*\))", selector)
+    for requirement in requirements:
+        if not _REQUIREMENT.fullmatch(requirement):
+            raise ValueError(
+                f"{requirement.strip()!r} is not a label selector requirement (key, !key, "
+                f"key=value, key!=value, key in (a,b), key notin (a,b)); {ALL_PODS!r}: every pod"
+            )
+    return selector
+
+
+POD_SELECTOR: Final = Setting[str](
+    flag="--pod-selector",
+    env="HOTCONF_POD_SELECTOR",
+    default=INJECT_SELECTOR,
+    parse=_pod_selector,
+    metavar="SELECTOR",
+    help=(
+        "label selector of the pods the operator watches, on the API server; those annotated "
+        f"hotconf.dev/configmaps get pushes. {ALL_PODS!r}: every pod (for a migration from the "
+        "legacy inject annotation)"
+    ),
 )
 SIGNING_KEY_FILE: Final = Setting[Path | None](
     flag="--signing-key-file",
@@ -289,12 +330,13 @@ RECONCILE_INTERVAL: Final = Setting(
     metavar="SECONDS",
     help="seconds between safety reconciles",
 )
+TRACE_FILE: Final = trace.TRACE_FILE
 LOG_FORMAT: Final = log_format_setting(LogFormat.TEXT)
 LOG_LEVEL: Final = logs.LOG_LEVEL
 
 #: Every setting under its --help heading.
-SETTINGS: Final = {
-    "what to watch": (NAMESPACES,),
+SETTINGS: Final[Mapping[str, tuple[Setting[Any], ...]]] = {
+    "what to watch": (NAMESPACES, POD_SELECTOR),
     "signing key (one of the two is required)": (SIGNING_KEY_FILE, SIGNING_KEY_SECRET),
     "serving": (METRICS_PORT, HEALTH_PORT, WEBHOOK_PORT, WEBHOOK_CERT_DIR),
     "webhook certificate made by the operator": (
@@ -311,7 +353,7 @@ SETTINGS: Final = {
     ),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
-    "operation": (RECONCILE_INTERVAL, LOG_LEVEL, LOG_FORMAT),
+    "operation": (RECONCILE_INTERVAL, LOG_LEVEL, LOG_FORMAT, TRACE_FILE),
 }
 
 #: Every environment variable the operator reads (for the chart's wiring test, and docs).
@@ -320,7 +362,8 @@ ENVIRONMENT: Final = frozenset(s.env for group in SETTINGS.values() for s in gro
 _PROG: Final = "hotconf-operator"
 _DESCRIPTION: Final = (
     "Watch ConfigMaps labelled hotconf.dev/enabled=true, validate them and roll each revision "
-    "out, signed, to the sidecars of the pods annotated hotconf.dev/configmaps. Every flag has "
+    "out, signed, to the sidecars of the pods labelled hotconf.dev/inject=true and annotated "
+    "hotconf.dev/configmaps. Every flag has "
     "an environment variable; the flag wins. Booleans: true/false, yes/no, on/off, 1/0."
 )
 
@@ -477,6 +520,8 @@ class OperatorConfig:
     """All settings of one operator process."""
 
     namespaces: tuple[str, ...] = NAMESPACES.default  # empty: cluster-wide
+    #: The pod watch's label selector, applied by the API server; ``ALL_PODS``: none.
+    pod_selector: str = POD_SELECTOR.default
     signing: SigningConfig = field(default_factory=SigningConfig)
     push: PushConfig = field(default_factory=PushConfig)
     repair: RepairConfig = field(default_factory=RepairConfig)
@@ -488,6 +533,8 @@ class OperatorConfig:
     log_level: LogLevel = LOG_LEVEL.default
     #: Text (logfmt) by default, as the operator has always written; the chart can set json.
     log_format: LogFormat = LOG_FORMAT.default
+    #: The rollout trace's file (``hotconf_wire.trace``); empty: no trace.
+    trace_file: str = TRACE_FILE.default
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -530,6 +577,7 @@ def parse_settings(
     namespaces = values[NAMESPACES]
     return OperatorConfig(
         namespaces=tuple(sorted(set(namespaces))),
+        pod_selector=values[POD_SELECTOR],
         signing=SigningConfig(key_file=key_file, key_secret=key_secret),
         push=PushConfig(
             concurrency=values[PUSH_CONCURRENCY],
@@ -564,4 +612,5 @@ def parse_settings(
         reconcile_interval=values[RECONCILE_INTERVAL],
         log_level=values[LOG_LEVEL],
         log_format=values[LOG_FORMAT],
+        trace_file=values[TRACE_FILE],
     )

@@ -18,6 +18,7 @@ from typing import Final
 from hotconf_sidecar._errors import SettingsError
 from hotconf_sidecar._settings import EventLoop, Settings, parse_settings
 from hotconf_wire.errors import HotconfError
+from hotconf_wire.trace import Tracer
 
 __all__ = ["main"]
 
@@ -47,6 +48,7 @@ async def serve(settings: Settings) -> None:
             settings.socket, server_name="hotconf-sidecar", socket_mode=settings.socket_mode
         ),
         ack_timeout=settings.ack_timeout,
+        tracer=Tracer(settings.trace_file, proc="sidecar"),
         files=FilesAdapter(adapters.files_dir) if adapters.files_dir else None,
         notify_url=(
             NotifyUrlAdapter(adapters.notify_url, timeout=settings.ack_timeout)

@@ -44,6 +44,7 @@ from hotconf_wire.envelope import PodRef
 from hotconf_wire.errors import EnvelopeError
 from hotconf_wire.protocol import ConfigMapRef
 from hotconf_wire.relay import Relay
+from hotconf_wire.trace import DISABLED, Tracer
 
 __all__ = ["Sidecar", "SidecarState"]
 
@@ -77,8 +78,11 @@ class Sidecar:
         files: FilesAdapter | None = None,
         notify_url: NotifyUrlAdapter | None = None,
         signal: SignalAdapter | None = None,
+        tracer: Tracer = DISABLED,
     ) -> None:
         self.pod = pod
+        self.tracer = tracer
+        self._pod_name = f"{pod.namespace}/{pod.name}"
         self.verifier = verifier
         self.store = store
         self.relay = relay
@@ -153,9 +157,15 @@ class Sidecar:
                 self._idle.set()
 
     async def _push(self, payload: bytes, signature: str | None) -> PushAnswer:
+        trace = self.tracer
+        received = time.monotonic() if trace.enabled else 0.0
         push = self.verifier.verify(payload, signature)
         snapshot = push.snapshot
         ref = snapshot.ref
+        pod = self._pod_name
+        if trace.enabled:
+            trace.mark("sidecar.received", cm=ref, rev=snapshot.revision, pod=pod, at=received)
+            trace.mark("sidecar.verified", cm=ref, rev=snapshot.revision, pod=pod)
         held = self._held.get(ref)
         decision = check_sequence(
             push,
@@ -167,6 +177,8 @@ class Sidecar:
         if push.trust is not None:
             self.verifier.trust.adopt(push.trust, sequence=push.sequence)
         self.store.save(push, payload)
+        if trace.enabled:
+            trace.mark("sidecar.persisted", cm=ref, rev=snapshot.revision, pod=pod)
         if decision == "unchanged":
             assert held is not None
             self._held[ref] = Held(held.snapshot, push.sequence, held.frame)
@@ -182,7 +194,10 @@ class Sidecar:
 
         started = time.perf_counter()
         # The frames go to the clients now, before the adapters run; no task, no extra wake-up.
+        relayed = time.monotonic() if trace.enabled else 0.0  # before a client can have it
         publication = self.relay.send(snapshot, body=push.frame)
+        if trace.enabled:
+            trace.mark("sidecar.relayed", cm=ref, rev=snapshot.revision, pod=pod, at=relayed)
         adapters: list[AdapterResult] = []
         if self.files is not None or self.signal is not None or self.notify_url is not None:
             await publication.drained()
@@ -199,6 +214,8 @@ class Sidecar:
         self.metrics.relay_seconds.observe(elapsed)
         self.metrics.applied.inc()
         clients = verdicts + [_adapter_verdict(a, snapshot.revision) for a in adapters]
+        if trace.enabled:
+            trace.mark("sidecar.answered", cm=ref, rev=snapshot.revision, pod=pod)
         if logger.isEnabledFor(logging.INFO):  # the summary is built only to be logged
             logger.info(
                 "push %s %s seq=%d applied in %.1fms: %s",

@@ -1,13 +1,15 @@
 """End to end through the API server's own admission: the chart's webhook injects the sidecar.
 
 Proves: with the chart installed with ``webhook.url`` (the operator runs outside the cluster, as
-here), a Pod annotated ``hotconf.dev/inject`` created through the API server is sent by the API
+here), a Pod labelled ``hotconf.dev/inject`` created through the API server is sent by the API
 server itself to the operator's webhook, over TLS with the certificate the operator made and the
 caBundle it set (neither is rendered by the chart); the patched pod, with its native sidecar (an
 init container with ``restartPolicy: Always``), the socket and state volumes, the Downward API env
 and ``hotconf.dev/port``, passes the API server's validation and is stored. The harness then runs
 what the stored spec says (it plays the kubelet) and the operator rolls the ConfigMap out to it,
-and a change after it. A pod without the annotation is stored untouched.
+and a change after it. A pod without the label is stored untouched, and never reaches the
+operator (the chart's objectSelector), not even one that asks with the legacy annotation, which
+the operator would inject if it were sent.
 """
 
 from __future__ import annotations
@@ -101,12 +103,14 @@ def test_api_server_calls_the_webhook_and_the_injected_pod_runs(
                           s["applied"] == 2 and s)  # fmt: skip
         assert status["total"] == 2
 
-        # Not annotated: stored as sent.
-        plain = cluster.api.create_pod({
-            "metadata": {"name": "plain"},
-            "spec": {"containers": [{"name": "app", "image": "example/app"}]},
-        })  # fmt: skip
-        assert not plain["spec"].get("initContainers")
+        # Not labelled: stored as sent, without the API server calling the webhook (the chart's
+        # objectSelector), so the legacy annotation alone no longer injects.
+        for name, annotations in (("plain", {}), ("annotated", {"hotconf.dev/inject": "true"})):
+            stored = cluster.api.create_pod({
+                "metadata": {"name": name, "annotations": annotations},
+                "spec": {"containers": [{"name": "app", "image": "example/app"}]},
+            })  # fmt: skip
+            assert not stored["spec"].get("initContainers"), name
         assert operator.metric("hotconf_operator_injections_total") == 2
     finally:
         for pod in started:

@@ -1,6 +1,7 @@
 """The operator's garbage-collector policy (``_gc.HeapKeeper``): the young generation's threshold
-is raised, the heap is frozen once the operator has settled and never while a rollout runs, and
-a full collection since the last freeze (the heap grew) brings another freeze."""
+is raised; before kopf starts the heap is collected and frozen; later freezes run no collection
+at all (no pause a change could wait on), happen once the operator has settled and never while
+a rollout runs, and a full collection since the last freeze (the heap grew) brings another."""
 
 from __future__ import annotations
 
@@ -34,6 +35,37 @@ def test_refreeze_freezes_what_survives() -> None:
     assert gc.get_freeze_count() == 0
     HeapKeeper(busy=lambda: False).refreeze()
     assert gc.get_freeze_count() > 1000  # at least the interpreter's and pytest's objects
+
+
+def test_prepare_collects_then_freezes() -> None:
+    gc.unfreeze()
+    phases: list[tuple[str, int]] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        phases.append((phase, info["generation"]))
+
+    gc.callbacks.append(seen)
+    try:
+        HeapKeeper(busy=lambda: False).prepare()
+    finally:
+        gc.callbacks.remove(seen)
+    assert ("start", 2) in phases
+    assert gc.get_freeze_count() > 1000
+    assert gc.get_threshold()[0] == GEN0_THRESHOLD
+
+
+def test_a_refreeze_runs_no_collection() -> None:
+    gc.disable()  # no automatic collection either: only what refreeze does is seen
+    phases: list[str] = []
+    gc.callbacks.append(lambda phase, info: phases.append(phase))
+    try:
+        before = gc.get_freeze_count()
+        alive = [[i] for i in range(5000)]
+        HeapKeeper(busy=lambda: False).refreeze()
+        assert gc.get_freeze_count() >= before + len(alive)
+    finally:
+        gc.callbacks.pop()
+    assert phases == []
 
 
 async def _run_for(keeper: HeapKeeper, seconds: float) -> None:

@@ -1,8 +1,9 @@
-"""Sidecar injection as a pure function: an annotated pod gets a native sidecar, the socket
-volume, HOTCONF_SOCKET and a restricted security context; the sidecar listens on the pod's
+"""Sidecar injection as a pure function: a pod labelled ``hotconf.dev/inject: "true"`` gets a
+native sidecar, the socket volume, HOTCONF_SOCKET and a restricted security context (one with only
+the legacy annotation too, with a warning naming the label); the sidecar listens on the pod's
 ``hotconf.dev/port`` or the configured default (a malformed port falls back to it, with a
-warning); injecting twice changes nothing; pods without the annotation are untouched; and the
-result round-trips as a JSON patch."""
+warning); injecting twice changes nothing; pods that do not ask are untouched; and the result
+round-trips as a JSON patch."""
 
 from __future__ import annotations
 
@@ -27,11 +28,24 @@ from hotconf_wire.envelope import DEFAULT_PORT
 SETTINGS = InjectionSettings(image="registry.example/hotconf:1.0", public_key_pem="PEM")
 
 
-def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def pod(
+    annotations: dict[str, str] | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A pod; ``annotations`` with ``hotconf.dev/inject`` among them also gets it as a label
+    (the opt-in), unless ``labels`` are given."""
+    annotations = dict(annotations or {})
+    if labels is None:
+        labels = {}
+        if "hotconf.dev/inject" in annotations:
+            labels["hotconf.dev/inject"] = annotations.pop("hotconf.dev/inject")
+    metadata = {"name": "web", "namespace": "shop", "labels": labels, "annotations": annotations}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "web", "namespace": "shop", "annotations": annotations or {}},
+        "metadata": metadata,
         "spec": {"containers": [{"name": "app", "image": "app:1"}], **spec},
     }
 
@@ -76,10 +90,34 @@ def test_injection_is_idempotent() -> None:
 @pytest.mark.parametrize(
     "annotations", [{}, {"hotconf.dev/inject": "false"}, {"hotconf.dev/configmaps": "x"}]
 )
-def test_pods_without_the_annotation_are_untouched(annotations: dict[str, str]) -> None:
+def test_pods_that_do_not_ask_are_untouched(annotations: dict[str, str]) -> None:
     original = pod(annotations)
     result = injected_copy(original, SETTINGS)
     assert result == original
+    assert not wants_injection(original)
+
+
+def test_the_label_asks_without_a_warning() -> None:
+    labelled = pod({"hotconf.dev/configmaps": "x"}, labels={"hotconf.dev/inject": "true"})
+    warnings: list[str] = []
+    assert inject(labelled, SETTINGS, warnings=warnings) is True
+    assert warnings == []
+
+
+def test_the_legacy_annotation_asks_with_a_warning_naming_the_label() -> None:
+    annotated = pod({"hotconf.dev/inject": "true"}, labels={})
+    warnings: list[str] = []
+    assert inject(annotated, SETTINGS, warnings=warnings) is True
+    assert annotated["spec"]["initContainers"][0]["name"] == SIDECAR_NAME
+    [warning] = warnings
+    assert (
+        "deprecated" in warning and 'label the pod template hotconf.dev/inject: "true"' in warning
+    )
+
+
+def test_a_label_saying_false_wins_over_the_annotation() -> None:
+    # The label is the opt-in now: "false" there means no, whatever the old annotation says.
+    original = pod({"hotconf.dev/inject": "true"}, labels={"hotconf.dev/inject": "false"})
     assert not wants_injection(original)
 
 
@@ -147,5 +185,5 @@ def test_the_sidecar_is_hardened_unless_a_security_context_is_given() -> None:
 
 def test_injected_pods_carry_a_label_a_pod_monitor_can_select() -> None:
     result = injected_copy(pod(ANNOTATED), SETTINGS)
-    assert result["metadata"]["labels"] == {INJECTED_LABEL: "true"}
-    assert "labels" not in injected_copy(pod({}), SETTINGS)["metadata"]
+    assert result["metadata"]["labels"] == {"hotconf.dev/inject": "true", INJECTED_LABEL: "true"}
+    assert injected_copy(pod({}), SETTINGS)["metadata"]["labels"] == {}

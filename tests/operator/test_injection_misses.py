@@ -1,10 +1,11 @@
 """Injection misses are visible: the real ``hotconf-operator``, watching the API server, notices
-pods annotated ``hotconf.dev/inject: "true"`` that were admitted without the sidecar (as the API
+pods labelled ``hotconf.dev/inject: "true"`` that were admitted without the sidecar (as the API
 server does with ``failurePolicy: Ignore`` while the webhook is down), Running with an IP or still
 Pending, posts one ``SidecarNotInjected`` Warning Event on each saying how to fix it, and counts
 them in ``hotconf_operator_injection_misses_total`` and ``hotconf_operator_pods_missing_sidecar``
 (which drops when such a pod is deleted). A pod that went through the webhook, and a pod without
-the annotation, are not reported."""
+the label, are not reported. With ``--pod-selector '*'`` (the migration from the legacy
+annotation) a pod that asks with the annotation alone is reported too."""
 
 from __future__ import annotations
 
@@ -28,8 +29,13 @@ def operator(
         yield running
 
 
-def pod(name: str, annotations: dict[str, str]) -> dict[str, Any]:
-    body = make_pod(annotations)
+OPT_IN = {"hotconf.dev/inject": "true"}
+
+
+def pod(
+    name: str, annotations: dict[str, str], *, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    body = make_pod(annotations, labels=labels)
     body["metadata"]["name"] = name
     del body["metadata"]["namespace"]  # the test's own
     return body
@@ -48,13 +54,15 @@ def test_pods_admitted_without_the_sidecar_get_an_event_and_are_counted(
 ) -> None:
     api = operator.api
     # Went through the webhook: has the sidecar.
-    _, injected = operator.hook.admit(pod("through-webhook", {"hotconf.dev/inject": "true"}))
+    _, injected = operator.hook.admit(pod("through-webhook", {}, labels=OPT_IN))
     api.create_pod(injected)
     api.create_pod(pod("not-asking", {"hotconf.dev/configmaps": "web-config"}))
-    # Admitted while the webhook was down: annotated, no sidecar.
-    api.create_pod(pod("missed-running", {"hotconf.dev/inject": "true"}))
+    # Asks with the legacy annotation only: not selected by the operator's pod watch.
+    api.create_pod(pod("annotation-only", {"hotconf.dev/inject": "true"}))
+    # Admitted while the webhook was down: labelled, no sidecar.
+    api.create_pod(pod("missed-running", {}, labels=OPT_IN))
     api.set_pod_status("missed-running", running_status("127.0.0.9"))  # as a kubelet would
-    owned = pod("missed-pending", {"hotconf.dev/inject": "true"})  # Pending: no kubelet took it
+    owned = pod("missed-pending", {}, labels=OPT_IN)  # Pending: no kubelet took it
     owned["metadata"]["ownerReferences"] = [
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "rs-1"}
     ]
@@ -77,3 +85,16 @@ def test_pods_admitted_without_the_sidecar_get_an_event_and_are_counted(
     # Each pod was reported once, whatever else happened to it meanwhile.
     assert operator.metric("hotconf_operator_injection_misses_total") == 2
     assert set(miss_events(operator)) == {"missed-running", "missed-pending"}
+
+
+def test_every_pod_is_watched_with_the_migration_selector(
+    tmp_path: Path, control_plane: Any, chart_release: Any, kube_namespace: str
+) -> None:
+    with running_operator(
+        tmp_path, "--sidecar-image", "registry.example/hotconf:1", "--pod-selector", "*",
+        control_plane=control_plane, release=chart_release, namespace=kube_namespace,
+    ) as operator:  # fmt: skip
+        operator.api.create_pod(pod("annotation-only", {"hotconf.dev/inject": "true"}))
+        operator.api.create_pod(pod("labelled", {}, labels=OPT_IN))
+        wait_for("two SidecarNotInjected events", lambda: len(miss_events(operator)) == 2)
+        assert set(miss_events(operator)) == {"annotation-only", "labelled"}

@@ -1,8 +1,8 @@
 """Operator settings: flags win over environment variables, defaults are sane, errors name the fix.
 
 Proves: every documented environment variable is read; a flag overrides it; a missing signing
-key, a malformed Secret reference, a bad number and a namespace pattern are refused with the
-variable's name.
+key, a malformed Secret reference, a bad number, a namespace pattern and a malformed pod label
+selector are refused with the variable's name.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hotconf_operator._errors import SettingsError
+from hotconf_operator._injection import INJECT_SELECTOR
 from hotconf_operator._settings import parse_settings
 
 
@@ -99,3 +100,28 @@ def test_sidecar_security_context_is_a_json_object_or_the_hardened_default() -> 
     for raw in ("not json", "[]", '"restricted"'):
         with pytest.raises(SettingsError, match="HOTCONF_SIDECAR_SECURITY_CONTEXT"):
             parse_settings([], {**base, "HOTCONF_SIDECAR_SECURITY_CONTEXT": raw})
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "hotconf.dev/inject=true",
+        "app=web,tier!=cache",
+        "hotconf.dev/inject in (true,yes), !legacy",
+        "example.com/team notin (a, b),env",
+        "*",
+    ],
+)
+def test_the_pod_selector_takes_kubernetes_label_selectors(selector: str) -> None:
+    config = parse_settings(["--signing-key-file", "/k", "--pod-selector", selector], {})
+    assert config.pod_selector == selector
+
+
+def test_the_pod_selector_defaults_to_the_opt_in_label() -> None:
+    assert parse_settings(["--signing-key-file", "/k"], {}).pod_selector == INJECT_SELECTOR
+
+
+@pytest.mark.parametrize("selector", ["=b", "a=b=c", "in (a)", "app in a,b", "(x)", "a b"])
+def test_a_malformed_pod_selector_is_refused_naming_the_requirement(selector: str) -> None:
+    with pytest.raises(SettingsError, match=r"HOTCONF_POD_SELECTOR.*not a label selector"):
+        parse_settings([], {"HOTCONF_SIGNING_KEY_FILE": "/k", "HOTCONF_POD_SELECTOR": selector})

@@ -12,6 +12,8 @@
   configuration to set the caBundle of, which is rendered without one;
 - with cert-manager, the Certificate writes the Secret the operator mounts and the webhook asks
   cert-manager for its caBundle; the webhook is registered as the brief requires;
+- the webhook is sent, and the operator's pod watch selects, only pods labelled
+  ``hotconf.dev/inject: "true"``, unless legacyAnnotationOptIn sends and watches every pod;
 - NOTES.txt names objects that the chart really creates, and its JSON patch parses."""
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import yaml
 
 from hotconf_operator._injection import (
     INJECT_ANNOTATION,
+    INJECT_LABEL,
+    INJECT_SELECTOR,
     InjectionSettings,
     hardened_security_context,
     injected_copy,
 )
-from hotconf_operator._settings import ENVIRONMENT, parse_settings
+from hotconf_operator._settings import ALL_PODS, ENVIRONMENT, parse_settings
 from hotconf_wire.envelope import DEFAULT_PORT
 
 
@@ -235,6 +239,24 @@ def test_webhook_is_registered_safely(chart, scenario: str) -> None:
     assert any(e["operator"] == "NotIn" and chart.namespace in e["values"] for e in expressions), (
         expressions
     )
+
+
+def test_the_webhook_and_the_pod_watch_select_the_opt_in_label(chart) -> None:
+    manifests = chart.scenario("default-values.yaml")
+    # The label the injection reads, as the selector the operator's pod watch uses by default.
+    assert webhook_of(manifests)["objectSelector"] == {"matchLabels": {INJECT_LABEL: "true"}}
+    assert INJECT_SELECTOR == f"{INJECT_LABEL}=true"
+    config = parse_settings([], env_of(operator_container(manifests)))
+    assert config.pod_selector == INJECT_SELECTOR
+    # The user's objectSelector narrows it, never replaces it.
+    narrowed = webhook_of(chart.scenario("full-values.yaml"))["objectSelector"]
+    assert narrowed["matchLabels"] == {INJECT_LABEL: "true"}
+    assert narrowed["matchExpressions"] == [{"key": "hotconf.dev/skip", "operator": "DoesNotExist"}]
+    # The migration from the legacy annotation: every pod, to the webhook and to the watch.
+    legacy = chart.render("--set", "legacyAnnotationOptIn=true")
+    assert "objectSelector" not in webhook_of(legacy)
+    config = parse_settings([], env_of(operator_container(legacy)))
+    assert config.pod_selector == ALL_PODS
 
 
 def test_namespaced_webhook_only_sees_watched_namespaces(chart) -> None:

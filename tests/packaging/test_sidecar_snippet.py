@@ -113,6 +113,8 @@ def test_snippet_runs_restricted() -> None:
 
 
 def test_snippet_pod_follows_a_configmap() -> None:
-    annotations = snippet()["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["hotconf.dev/configmaps"]
-    assert "hotconf.dev/inject" not in annotations, "no webhook here: nothing to inject"
+    metadata = snippet()["spec"]["template"]["metadata"]
+    assert metadata["annotations"]["hotconf.dev/configmaps"]
+    assert "hotconf.dev/inject" not in metadata["annotations"], "the opt-in is a label"
+    # The operator's pod watch selects the label; a webhook leaves a pod that has the sidecar.
+    assert metadata["labels"]["hotconf.dev/inject"] == "true"

@@ -247,5 +247,6 @@ class AsyncRunner(BaseRunner):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await generation.task
         self._gen = None
+        self._drained_at = now()
         if self._target is not None and not self._stopping:
             self._set_state(RunnerState.RESTARTING)

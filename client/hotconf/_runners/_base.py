@@ -37,6 +37,7 @@ from hotconf._connection import Connection
 from hotconf._errors import ConfigError, FirstConfigTimeout, RunnerError
 from hotconf._settings import ClientSettings
 from hotconf_wire.protocol import Ack, ConfigMapRef, ConfigSnapshot, Nack
+from hotconf_wire.trace import Tracer
 
 __all__ = [
     "EXIT_STUCK",
@@ -210,6 +211,10 @@ class BaseRunner:
         self._gen: GenerationBase | None = None
         self._stopping = False
         self._hurry = False
+        self._tracer = Tracer(self.settings.trace_file, proc="client")
+        #: When the last generation was retired (for the trace's "client.drained"), if since
+        #: the last start.
+        self._drained_at: float | None = None
 
     # -- observable state -----------------------------------------------------------------------
 
@@ -322,6 +327,8 @@ class BaseRunner:
             self._reject(snapshot, message or type(exc).__name__)
             return False
         self._target = _Target(snapshot, config, received_at)
+        if self._tracer.enabled:
+            self._tracer.mark("client.received", cm=ref, rev=snapshot.revision, at=received_at)
         return True
 
     def _reject(self, snapshot: ConfigSnapshot, message: str, *, quiet: bool = False) -> None:
@@ -346,9 +353,17 @@ class BaseRunner:
         first = self._running is None
         self._running = _Running(target.snapshot, started_at)
         ref = target.snapshot.ref
+        trace = self._tracer
+        acked_at = now() if trace.enabled else 0.0  # before the sidecar can have the ACK
         self._send(Ack(ref.namespace, ref.name, target.snapshot.revision))
-        self._set_state(RunnerState.RUNNING)
         revision = target.snapshot.revision
+        if trace.enabled:
+            drained_at, self._drained_at = self._drained_at, None
+            if drained_at is not None:
+                trace.mark("client.drained", cm=ref, rev=revision, at=drained_at)
+            trace.mark("client.started", cm=ref, rev=revision, at=started_at)
+            trace.mark("client.acked", cm=ref, rev=revision, at=acked_at)
+        self._set_state(RunnerState.RUNNING)
         if first:
             logger.info("hotconf: %s task started on %s revision %s", self.mode, ref, revision[:19])
         else:

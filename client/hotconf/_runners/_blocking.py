@@ -231,5 +231,6 @@ class BlockingRunner(BaseRunner):
                     return
         generation.reap()
         self._gen = None
+        self._drained_at = now()
         if self._target is not None and not self._stopping:
             self._set_state(RunnerState.RESTARTING)

@@ -220,6 +220,8 @@ class ThreadRunner(BlockingRunner):
         if self._target is chained:
             self._target = None
         self._gen = successor
+        # The old run returned, and its thread started the successor, at successor.started_at.
+        self._drained_at = successor.started_at
         self._started(chained, successor.started_at)
         for item in early:  # the successor may have ended already, before it was current
             if item.generation is successor:

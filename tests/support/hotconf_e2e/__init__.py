@@ -194,12 +194,15 @@ class Pod:
         worker: bool = True,
         sidecar_log_level: str = "WARNING",
         shared_report: Path | None = None,
+        labels: Mapping[str, str] | None = None,
         advertised_port: int | None = None,
     ) -> None:
         """``advertised_port``: the port the Pod's annotation names, when not the sidecar's own
         (a proxy in front of it)."""
         self.api = api
         self.advertised_port = advertised_port
+        #: The operator watches only pods labelled hotconf.dev/inject=true (its default selector).
+        self.labels = dict({"hotconf.dev/inject": "true"} if labels is None else labels)
         self.shared_report = shared_report
         self.sidecar_log_level = sidecar_log_level
         self.name = name
@@ -273,6 +276,7 @@ class Pod:
                 "metadata": {
                     "name": self.name,
                     "namespace": self.namespace,
+                    "labels": self.labels,
                     "annotations": {
                         "hotconf.dev/configmaps": self.configmap,
                         "hotconf.dev/port": str(self.advertised_port or self.port),

@@ -1,6 +1,6 @@
 """The harness plays the kubelet for pods the webhook injected: it runs what the stored spec says.
 
-There is no kubelet in the test control plane. :class:`KubeletPod` creates a Pod annotated
+There is no kubelet in the test control plane. :class:`KubeletPod` creates a Pod labelled
 ``hotconf.dev/inject``, reads back what the API server stored after calling the operator's
 webhook, and starts the processes that spec describes on this machine: the native sidecar (the
 init container ``hotconf-sidecar`` with ``restartPolicy: Always``) from its ``command`` and
@@ -41,10 +41,16 @@ def sidecar_of(pod: dict[str, Any]) -> dict[str, Any]:
 class KubeletPod(Pod):
     """A pod created through the API server (and so through the webhook), run as its spec says."""
 
-    def __init__(self, *, annotations: dict[str, str] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        annotations: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(public_key_pem="", **options)
-        self.annotations = {"hotconf.dev/inject": "true", "hotconf.dev/configmaps": self.configmap,
-                            **(annotations or {})}  # fmt: skip
+        self.annotations = {"hotconf.dev/configmaps": self.configmap, **(annotations or {})}
+        self.labels = {"hotconf.dev/inject": "true", **(labels or {})}
         self.stored: dict[str, Any] = {}
         # emptyDir volumes live under a short path: a Unix socket path has at most 107 bytes.
         self.volumes = Path(tempfile.mkdtemp(prefix="hotconf-pod-"))
@@ -54,7 +60,11 @@ class KubeletPod(Pod):
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": self.name, "annotations": self.annotations},
+                "metadata": {
+                    "name": self.name,
+                    "labels": self.labels,
+                    "annotations": self.annotations,
+                },
                 "spec": {
                     "containers": [{"name": "app", "image": "example/app"}],
                     "automountServiceAccountToken": False,

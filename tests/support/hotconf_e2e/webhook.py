@@ -85,11 +85,18 @@ def review(pod: dict[str, Any], uid: str = "r-1", dry_run: bool = False) -> dict
     }
 
 
-def make_pod(annotations: dict[str, str]) -> dict[str, Any]:
+def make_pod(
+    annotations: dict[str, str], *, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "web-1", "namespace": "shop", "annotations": annotations},
+        "metadata": {
+            "name": "web-1",
+            "namespace": "shop",
+            "labels": labels or {},
+            "annotations": annotations,
+        },
         "spec": {"containers": [{"name": "app", "image": "app:1"}]},
     }
 
