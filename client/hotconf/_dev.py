@@ -7,7 +7,8 @@ fresh temporary directory (mode 0700, socket 0600), starts COMMAND with ``HOTCON
 editors that save by writing a temporary file and renaming it over the original work; with the
 ``local`` extra (watchfiles) it reacts within milliseconds, without it it polls every 100 ms.
 A save that does not parse or is not a ConfigMap prints the error with file and line and is not
-relayed: the application keeps its last good config. Each client's ACK or NACK is printed.
+relayed: the application keeps its last good config, and the message names the revision it
+runs (from its ACKs: one it NACKed it does not run). Each client's ACK or NACK is printed.
 
 COMMAND runs in its own process group, so a terminal's Ctrl-C reaches hotconf dev once; hotconf
 dev forwards SIGINT/SIGTERM to COMMAND, waits ``stop_timeout`` seconds, then kills its group, and
@@ -72,6 +73,19 @@ class _Dev:
         self.current = snapshot
         self.last_text: str | None = None
         self.reported: dict[tuple[str, str], tuple[str, str]] = {}
+        #: client id -> the revision it last ACKed: what it runs (a NACKed one it does not).
+        self.runs: dict[str, str] = {}
+
+    def _what_runs(self) -> str:
+        """What the connected applications run, from their ACKs (not the last one relayed: an
+        application that NACKed it keeps the one before)."""
+        connected = {client.id for client in self.relay.clients()}
+        revisions = sorted({r for cid, r in self.runs.items() if cid in connected})
+        if not revisions:
+            return "no application runs a revision of it yet"
+        if len(revisions) == 1:
+            return f"the application keeps revision {_short(revisions[0])}"
+        return "the applications keep revisions " + ", ".join(_short(r) for r in revisions)
 
     async def changed(self) -> None:
         """The file may have changed: relay it if it is a new, valid revision."""
@@ -87,7 +101,7 @@ class _Dev:
             snapshot = load_configmap(path)
         except ConfigParseError as exc:
             say(f"error: {exc}")
-            say(f"not relayed; the application keeps revision {_short(self.current.revision)}")
+            say(f"not relayed; {self._what_runs()}")
             return
         if snapshot.ref != self.current.ref:
             say(
@@ -113,6 +127,7 @@ class _Dev:
                     self.reported[key] = seen
                     who = f"{client.client or client.id} (pid {client.pid})"
                     if verdict.result == "ack":
+                        self.runs[client.id] = verdict.revision
                         say(f"{who} runs revision {_short(verdict.revision)} (ACK)")
                     elif verdict.result == "nack":
                         say(

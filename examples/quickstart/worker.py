@@ -6,10 +6,21 @@ python examples/quickstart/worker.py`); edit the ConfigMap and save to see it re
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import hotconf
+
+_output = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print one whole line: the work runs in one thread and hotconf's events come from another,
+    and two print() calls can interleave on one line."""
+    with _output:
+        sys.stdout.write(f"worker: {line}\n")
+        sys.stdout.flush()
 
 
 def validate(config: hotconf.Config) -> None:
@@ -25,22 +36,22 @@ def validate(config: hotconf.Config) -> None:
 def work(config: hotconf.Config, draining: threading.Event) -> None:
     """One generation: runs until hotconf sets `draining` for a new revision."""
     app = config["app.yaml"]
-    print(f"worker: running revision {config.revision[:19]}", flush=True)
+    say(f"running revision {config.revision[:19]}")
     while not draining.is_set():
-        print(f"worker: {app['greeting']}", flush=True)
+        say(app["greeting"])
         draining.wait(app.get("interval", 0.5))
-    print(f"worker: draining revision {config.revision[:19]}", flush=True)
+    say(f"draining revision {config.revision[:19]}")
 
 
 def log_event(event: hotconf.ReloadEvent) -> None:
     if event.kind == "reloaded" and event.received_at and event.started_at:
         took = (event.started_at - event.received_at) * 1000
-        print(f"worker: restarted on the new revision in {took:.1f} ms", flush=True)
+        say(f"restarted on the new revision in {took:.1f} ms")
     elif event.kind == "rejected":
-        print(f"worker: kept the running config; rejected: {event.message}", flush=True)
+        say(f"kept the running config; rejected: {event.message}")
 
 
 if __name__ == "__main__":
     started = time.monotonic()
     hotconf.run(work, mode="thread", validate=validate, on_event=log_event)
-    print(f"worker: stopped after {time.monotonic() - started:.1f} s", flush=True)
+    say(f"stopped after {time.monotonic() - started:.1f} s")

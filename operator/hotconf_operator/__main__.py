@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 
@@ -27,6 +28,7 @@ from hotconf_operator._history_store import HistoryStore
 from hotconf_operator._injection import InjectionSettings
 from hotconf_operator._kubeapi import KubeApi, login
 from hotconf_operator._metrics import Metrics, WatchRestartCounter, serve
+from hotconf_operator._peering import PauseWatcher
 from hotconf_operator._pusher import Pusher
 from hotconf_operator._reconcile import Reconciler
 from hotconf_operator._reporter import StatusReporter
@@ -78,6 +80,8 @@ async def run(config: OperatorConfig) -> None:
     connection = login()
     metrics = Metrics()
     WatchRestartCounter(metrics).install()
+    pause = PauseWatcher()
+    pause.install()  # kopf logs its pauses at INFO: they show even at --log-level warning
     if config.serving.metrics_port:
         serve(metrics, port=config.serving.metrics_port)
     async with KubeApi(connection, relogin=login) as api:
@@ -113,10 +117,11 @@ async def run(config: OperatorConfig) -> None:
             logger.warning("sidecar injection is off: no --sidecar-image / HOTCONF_SIDECAR_IMAGE")
         tracer = Tracer(config.trace_file, proc="operator")
         deliverer = Deliverer(pusher=pusher, signer=signer, metrics=metrics, tracer=tracer)
+        reporter = StatusReporter(api)
         runtime.manager = RolloutManager(
             tracer=tracer,
             deliverer=deliverer,
-            reporter=StatusReporter(api),
+            reporter=reporter,
             metrics=metrics,
             targets=runtime.targets,
             fetch_schema=fetch_schema,
@@ -131,8 +136,23 @@ async def run(config: OperatorConfig) -> None:
                     return None
                 raise
 
+        async def read_configmap(ref: ConfigMapRef) -> dict[str, Any] | None:
+            try:
+                return await api.get_configmap(ref.namespace, ref.name)
+            except KubeApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
         runtime.reconciler = Reconciler(
-            runtime.manager, deliverer=deliverer, current_revision=current_revision
+            runtime.manager,
+            deliverer=deliverer,
+            current_revision=current_revision,
+            read_configmap=read_configmap,
+            repair=config.repair,
+            metrics=metrics,
+            reporter=reporter,
+            paused=lambda: pause.paused,
         )
         manager = runtime.manager
         runtime.heap_keeper = HeapKeeper(busy=lambda: manager.busy)

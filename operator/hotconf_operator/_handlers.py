@@ -38,6 +38,7 @@ from hotconf_operator._index import (
     CONFIGMAPS_ANNOTATION,
     PodTarget,
     index_pod,
+    pod_ready,
     pod_target,
     subscribed_configmaps,
     targets_of,
@@ -47,6 +48,7 @@ from hotconf_operator._kubeapi import login as fresh_login
 from hotconf_operator._metrics import Metrics
 from hotconf_operator._misses import MissTracker
 from hotconf_operator._reconcile import Reconciler
+from hotconf_operator._reporter import EVENT_SOURCE
 from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import ALL_PODS, OperatorConfig
 from hotconf_operator._storage import NoDiffBaseStorage, NoProgressStorage
@@ -58,8 +60,6 @@ __all__ = ["ENABLED_LABEL", "EVENT_SOURCE", "INDEX_NAME", "Runtime", "configure"
 
 ENABLED_LABEL = "hotconf.dev/enabled"
 INDEX_NAME = "hotconf_pods"
-#: The component Kubernetes Events name as their source (``reportingComponent``, ``source``).
-EVENT_SOURCE = "hotconf-operator"
 logger = logging.getLogger("hotconf_operator")
 
 
@@ -209,6 +209,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             pod_target(body),
             uid=uid,
             configmaps=subscribed_configmaps(body.get("metadata", {}).get("annotations") or {}),
+            ready=pod_ready(body),
         )
 
     # Unfiltered: the tracker forgets a pod that stops asking (its label or annotation removed).

@@ -23,6 +23,7 @@ __all__ = [
     "PORT_ANNOTATION",
     "PodTarget",
     "index_pod",
+    "pod_ready",
     "pod_target",
     "targets_of",
 ]
@@ -79,6 +80,12 @@ def pod_target(body: Mapping[str, Any]) -> PodTarget | None:
         ip=str(ip),
         port=port,
     )
+
+
+def pod_ready(body: Mapping[str, Any]) -> bool:
+    """Whether the pod's ``Ready`` condition is True (a container restart turns it False)."""
+    conditions = (body.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def index_pod(body: Mapping[str, Any]) -> dict[ConfigMapRef, PodTarget]:

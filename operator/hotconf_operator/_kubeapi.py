@@ -228,6 +228,10 @@ class KubeApi:
             content_type="application/merge-patch+json",
         )
 
+    async def create_event(self, namespace: str, event: dict[str, Any]) -> None:
+        """POST a ``v1`` Event (what kopf posts from its handlers, for code outside them)."""
+        await self._request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", body=event)
+
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = await self._request(

@@ -57,9 +57,30 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.caught_up = Counter(
+            "hotconf_operator_caught_up_pods",
+            "Pods that did not answer a push and were brought to the current revision as soon "
+            "as they answered again, before any reconcile sweep.",
+            registry=self.registry,
+        )
+        self.missed_changes = Counter(
+            "hotconf_operator_missed_changes",
+            "ConfigMap changes (and deletions) no watch event brought within the grace period, "
+            "found by the reconcile sweep and handled as their event would have been.",
+            registry=self.registry,
+        )
+        self.convergence_seconds = Histogram(
+            "hotconf_operator_convergence_duration_seconds",
+            "From a revision first seen to every subscribed pod having it (the status turning "
+            "complete), however it got there: the rollout, a pod caught up, a sweep.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
         self.pods = Gauge(
             "hotconf_operator_pods",
-            "Subscribed pods by state of the current revision (applied, rejected, pending).",
+            "Subscribed pods by state of the current revision: applied (every application "
+            "ACKed it), held (the sidecar holds it, no application is connected), rejected, "
+            "pending.",
             ["state"],
             registry=self.registry,
         )

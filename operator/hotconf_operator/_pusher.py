@@ -8,6 +8,7 @@ with a semaphore, gives each attempt a timeout, and retries connection errors, t
 answer is the sidecar's verdict on the envelope and is raised at once as
 :class:`PushRefused`; exhausted retries raise :class:`PodUnreachable`. Answers are decoded into
 the wire's models (:mod:`hotconf_wire.answers`); one that does not parse is retried like a 5xx.
+:meth:`Pusher.probe` is one short state read without retries, for pods that did not answer.
 """
 
 from __future__ import annotations
@@ -139,6 +140,24 @@ class Pusher:
                 return _decoded(PodState.decode, await self._read(resp))
 
         return await self._with_retries(target, "state read", attempt)
+
+    async def probe(self, target: PodTarget, *, within: float) -> PodState:
+        """One ``GET /v2/state`` of at most ``within`` seconds, not retried: whether a pod that
+        did not answer is back (``_reconcile`` follows such pods); raises PodUnreachable."""
+        session = self._get_session()
+        url = self._urls_of(target)[1]
+        try:
+            async with self._semaphore, session.get(url, timeout=_timeout(within)) as resp:
+                return _decoded(PodState.decode, await self._read(resp))
+        except (_Retry, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PodUnreachable(
+                f"probe of pod {target.namespace}/{target.name} at {target.base_url}: "
+                f"{type(exc).__name__}: {exc}".rstrip(": ")
+            ) from exc
+
+
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def _decoded(decode: Callable[[bytes], T], raw: bytes) -> T:

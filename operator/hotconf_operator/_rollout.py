@@ -114,6 +114,18 @@ class RolloutManager:
     def refs(self) -> list[ConfigMapRef]:
         return self._states.refs()
 
+    async def rollout_ended(self, ref: ConfigMapRef) -> None:
+        """Return once no rollout (or schema check) of ``ref`` is running."""
+        task = self._tasks.get(ref)
+        while task is not None and not task.done():
+            await asyncio.wait([task])
+            task = self._tasks.get(ref)
+
+    def known_revision(self, ref: ConfigMapRef) -> str | None:
+        """The revision of ``ref`` this replica last saw on its watch (None: unknown)."""
+        state = self._states.get(ref)
+        return None if state is None else state.revision
+
     def settled_revision(self, ref: ConfigMapRef) -> str | None:
         """The revision of ``ref`` this replica knows, if a sweep reconciles it now (no rollout
         running, a valid revision: ``_decide.settled``); else None."""
@@ -364,6 +376,11 @@ class RolloutManager:
         (a rollout notes it itself, after its log line and Event)."""
         targets = self._targets(state.ref)
         status = status_of(state, targets, done=done or not self._rolling(state.ref))
+        if status.phase is Phase.COMPLETE and state.converged_seconds is None:
+            # Once per revision, however it got there (the rollout, a catch-up, a sweep).
+            state.converged_seconds = time.monotonic() - state.seen_at
+            self._metrics.convergence_seconds.observe(state.converged_seconds)
+            status = status_of(state, targets, done=True)
         if status.phase is Phase.COMPLETE and state.snapshot is not None:
             # Also when the reconciler completes it: a rollout that ended incomplete (a pod
             # not reachable yet) must still become the config for pods after a later halt.
@@ -386,10 +403,11 @@ class RolloutManager:
             )
 
     def _update_gauges(self) -> None:
-        totals = {Verdict.APPLIED: 0, Verdict.REJECTED: 0, Verdict.PENDING: 0}
+        totals = dict.fromkeys(Verdict, 0)
         for state in self._states:
             status = status_of(state, self._targets(state.ref), done=True)
             totals[Verdict.APPLIED] += status.applied
+            totals[Verdict.HELD] += status.held
             totals[Verdict.REJECTED] += status.rejected
             totals[Verdict.PENDING] += status.pending
         for verdict, count in totals.items():

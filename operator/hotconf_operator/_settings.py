@@ -48,6 +48,7 @@ __all__ = [
     "OperatorConfig",
     "PeeringConfig",
     "PushConfig",
+    "RepairConfig",
     "ServingConfig",
     "SidecarConfig",
     "SigningConfig",
@@ -449,6 +450,29 @@ class PushConfig:
 
 
 @dataclass(frozen=True)
+class RepairConfig:
+    """How the operator repairs what a push or a watch missed (``_reconcile``).
+
+    A pod left pending because it did not answer (its sidecar killed, restarting, or cut off) is
+    probed with one ``GET /v2/state`` of at most ``probe_timeout`` seconds, first after
+    ``probe_first`` seconds and then at intervals doubling up to ``probe_every``, for
+    ``window`` seconds; once it answers it is reconciled at once. ``probe_every`` bounds how long
+    a pod that is back waits for the revision it missed (1 s: about one cheap GET per second per
+    unreachable pod); after ``window`` the sweep (``--reconcile-interval``) takes over, so a pod
+    that is gone for good costs nothing more than the sweep. A ConfigMap whose revision in the
+    API differs from the one this replica last saw, with no watch event for ``drift_grace``
+    seconds, is taken as a missed event and handled as if the event had come (5 s: far longer
+    than a watch event takes, short against the sweep).
+    """
+
+    probe_first: float = 0.1  # seconds
+    probe_every: float = 1.0  # seconds
+    probe_timeout: float = 1.0  # seconds; a state read answers at once, it waits on no client
+    window: float = 300.0  # seconds
+    drift_grace: float = 5.0  # seconds
+
+
+@dataclass(frozen=True)
 class PeeringConfig:
     """kopf peering: among replicas with one peering name, only the highest priority works."""
 
@@ -509,6 +533,7 @@ class OperatorConfig:
     pod_selector: str = POD_SELECTOR.default
     signing: SigningConfig = field(default_factory=SigningConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    repair: RepairConfig = field(default_factory=RepairConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)

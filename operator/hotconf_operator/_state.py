@@ -10,6 +10,7 @@ not state: the manager keeps the tasks apart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ class ConfigMapState:
     outcomes: dict[str, PodOutcome] = field(default_factory=dict)  # pod uid -> outcome
     #: The schema annotations (``hotconf.dev/schema.<key>``) this revision was validated with.
     schemas: tuple[tuple[str, str], ...] = ()
+    seen_at: float = field(default_factory=time.monotonic)  # when this revision was first seen
+    #: Seconds from ``seen_at`` to the first complete status (None: not complete yet).
+    converged_seconds: float | None = None
 
     def for_new_pods(self) -> ConfigSnapshot | None:
         """What a pod that was not part of the rollout should get."""

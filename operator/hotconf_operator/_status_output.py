@@ -6,10 +6,12 @@ and the revision of its content now (``hotconf_wire.protocol.compute_revision``,
 operator computes it), so ``--wait`` (``_status_wait``) can tell an old revision's status from
 the current one's. Formats, as kubectl's ``-o``:
 
-- ``table``: NAMESPACE NAME REVISION PHASE APPLIED REJECTED PENDING TOTAL AGE MESSAGE;
-- ``wide``: the same plus POD (the one that rejected or halted it) and UPDATED (when the status
-  was written), the message in full;
-- ``json`` / ``yaml``: a list with every field of every row;
+- ``table``: NAMESPACE NAME REVISION PHASE APPLIED HELD REJECTED PENDING TOTAL AGE MESSAGE
+  (HELD: pods whose sidecar holds the revision with no application connected, not applied);
+- ``wide``: the same plus POD (the one the message is about: it rejected, halted, is pending or
+  held) and UPDATED (when the status was written), the message in full;
+- ``json`` / ``yaml``: a list with every field of every row, ``pods`` included (each pod that
+  has not applied it: its state, the revision its application runs, why);
 - ``name``: ``configmap/NAME`` lines, as ``kubectl get -o name``.
 
 ``--no-headers`` drops the header line of ``table`` and ``wide`` (the others have none).
@@ -22,6 +24,7 @@ import binascii
 import datetime
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any, TextIO
 
 import yaml
@@ -31,8 +34,8 @@ from hotconf_wire.protocol import compute_revision
 
 __all__ = ["COLUMNS", "FORMATS", "WIDE_COLUMNS", "rows", "write"]
 
-COLUMNS = ("NAMESPACE", "NAME", "REVISION", "PHASE", "APPLIED", "REJECTED", "PENDING", "TOTAL",
-           "AGE", "MESSAGE")  # fmt: skip
+COLUMNS = ("NAMESPACE", "NAME", "REVISION", "PHASE", "APPLIED", "HELD", "REJECTED", "PENDING",
+           "TOTAL", "AGE", "MESSAGE")  # fmt: skip
 WIDE_COLUMNS = (*COLUMNS[:-1], "POD", "UPDATED", "MESSAGE")
 FORMATS = ("table", "wide", "json", "yaml", "name")
 
@@ -77,6 +80,7 @@ def rows(
                 "current_revision": _current_revision(item),
                 "phase": str(status.phase) if status else "unknown",
                 "applied": status.applied if status else 0,
+                "held": status.held if status else 0,
                 "rejected": status.rejected if status else 0,
                 "pending": status.pending if status else 0,
                 "total": status.total if status else 0,
@@ -84,6 +88,9 @@ def rows(
                 "pod": status.pod if status else "",
                 "message": status.message if status else "no status yet",
                 "time": status.time if status else "",
+                "pods": [asdict(line) for line in status.pods] if status else [],
+                "unlisted": status.unlisted if status else 0,
+                "converged_seconds": status.converged_seconds if status else None,
             }
         )
     return sorted(out, key=lambda r: (r["namespace"], r["name"]))
@@ -94,7 +101,7 @@ def _short(revision: str) -> str:
 
 
 def _cells(row: dict[str, Any], *, wide: bool) -> list[str]:
-    counts = [str(row[k]) for k in ("applied", "rejected", "pending", "total")]
+    counts = [str(row[k]) for k in ("applied", "held", "rejected", "pending", "total")]
     first = [row["namespace"], row["name"], _short(row["revision"]), row["phase"], *counts]
     message = row["message"].replace("\n", " ")
     if wide:

@@ -91,6 +91,8 @@ def _state(row: dict[str, Any]) -> tuple[str, str]:
             f" {_short(current)} yet..."
         )
     counts = f"{row['applied']} of {row['total']} pods applied revision {_short(current)}"
+    if row.get("held"):
+        counts += f", {row['held']} held by their sidecar with no application connected"
     if row["phase"] == "complete":
         return "applied", f"{label} successfully rolled out: {counts}"
     if row["phase"] in _FAILED_PHASES:

@@ -1,7 +1,9 @@
 """The README's demo command works as a new user would run it: `scripts/demo` starts the
 quickstart worker under `hotconf dev`; saving an edit of the ConfigMap (by rename, as editors do)
-restarts the worker on the new value; an invalid edit prints the error with file and line while
-the worker keeps running on its last good config; Ctrl-C stops everything with status 0."""
+restarts the worker on the new value; an edit the worker rejects is reported as a NACK; an invalid
+edit after it prints the error with file and line and names the revision the worker still runs
+(the one it ACKed, not the one it rejected) while the worker keeps running it; the worker's lines
+never interleave; Ctrl-C stops everything with status 0."""
 
 from __future__ import annotations
 
@@ -67,12 +69,24 @@ def test_demo_reloads_on_save_and_survives_a_bad_save(tmp_path: Path) -> None:
         # The worker prints this line right after the greeting: wait for it, do not race it.
         eventually(lambda: output.has("restarted on the new revision"), what="the restart line")
         eventually(lambda: output.has("(ACK)"), what="the ACK report")
+        [acked] = [line for line in output.lines if line.endswith("(ACK)")][-1:]
+        runs = acked.split(" runs revision ", 1)[1].split()[0]
+
+        # A config the worker rejects: it keeps running "Hello again".
+        save_by_rename(configmap, original.replace("greeting: Hello from hotconf", "greetng: x"))
+        eventually(lambda: output.has("(NACK)"), what="the NACK report")
+        [nacked] = [line for line in output.lines if line.endswith("text") and "NACK" in line][:1]
+        assert runs not in nacked
 
         before_bad_save = len(output.lines)
         save_by_rename(configmap, original.replace("Hello from hotconf", "@oops"))
         eventually(lambda: output.has("invalid YAML"), what="the error")
         [error] = [line for line in output.lines if "invalid YAML" in line]
         assert f"{configmap}:12: data.app.yaml: invalid YAML" in error
+        # It names the revision the worker runs (its last ACK), not the one it rejected.
+        eventually(lambda: output.has("not relayed"), what="the not-relayed line")
+        [kept] = [line for line in output.lines if "not relayed" in line]
+        assert kept.endswith(f"the application keeps revision {runs}")
         mark = len(output.lines)
         eventually(lambda: output.has("worker: Hello again", after=mark), what="still running")
         assert not output.has("draining", after=before_bad_save)
@@ -93,4 +107,6 @@ def test_demo_reloads_on_save_and_survives_a_bad_save(tmp_path: Path) -> None:
         output.stream.close()
         print("\n".join(output.lines))
     assert output.has("worker: stopped after")
+    # The worker's two threads (its work, hotconf's events) write whole lines.
+    assert all(line.count("worker: ") <= 1 for line in output.lines)
     assert output.has("exited with status 0")

@@ -4,7 +4,8 @@ Proves: when web-1's worker exits on the new config without answering, its sidec
 push with that client ``pending``; the operator counts the push as ``pending`` (not applied, not
 rejected), ends the rollout ``incomplete`` and names the client in the status; the sidecar keeps
 the revision, so once no client of that pod is connected the reconcile sweep counts the pod
-applied (the documented rule: the sidecar holds it for the next client); and the restarted
+held, not applied, and the status names it (the sidecar holds it for the next client); and the
+restarted
 worker gets that revision from the sidecar on connect, runs it and ACKs, no push needed.
 """
 
@@ -58,8 +59,8 @@ def test_client_gone_during_ack_wait(cluster: Any, operator: Any) -> None:
         wait_for(
             "the sweep counts the pod whose sidecar holds it for the next client",
             lambda: (s := cluster.api.status_of("app"))
-            and (s["revision"], s["phase"], s["applied"], s["pending"])
-            == (revision, "complete", 2, 0),
+            and (s["revision"], s["phase"], s["applied"], s["held"], s["pending"], s["pod"])
+            == (revision, "complete", 1, 1, 0, "web-1"),
         )  # fmt: skip
 
         ps[1].start_worker()  # as the kubelet restarts the container

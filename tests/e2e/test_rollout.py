@@ -61,22 +61,24 @@ def test_patch_reaches_every_worker(cluster, operator):
         )
         table = kubectl(cluster.kubeconfig, "hotconf", "status", "-n", cluster.namespace, "app")
         header, line = table.splitlines()
-        assert header.split()[:8] == [
+        assert header.split()[:9] == [
             "NAMESPACE",
             "NAME",
             "REVISION",
             "PHASE",
             "APPLIED",
+            "HELD",
             "REJECTED",
             "PENDING",
             "TOTAL",
         ]
-        assert line.split()[:8] == [
+        assert line.split()[:9] == [
             cluster.namespace,
             "app",
             revision[7:19],
             "complete",
             "3",
+            "0",
             "0",
             "0",
             "3",

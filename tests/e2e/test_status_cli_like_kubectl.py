@@ -97,8 +97,8 @@ def test_output_formats_and_no_headers(cluster: Any) -> None:
     put(cluster, "web", annotation("halted", applied=1, rejected=1, pod="web-2",
                                    message="port must be an integer"))  # fmt: skip
     [header, row] = ok(status(cluster)).splitlines()
-    assert header.split() == ["NAMESPACE", "NAME", "REVISION", "PHASE", "APPLIED", "REJECTED",
-                              "PENDING", "TOTAL", "AGE", "MESSAGE"]  # fmt: skip
+    assert header.split() == ["NAMESPACE", "NAME", "REVISION", "PHASE", "APPLIED", "HELD",
+                              "REJECTED", "PENDING", "TOTAL", "AGE", "MESSAGE"]  # fmt: skip
     assert row.split()[:4] == [cluster.namespace, "web", REVISION[7:19], "halted"]
     [no_header] = ok(status(cluster, "--no-headers")).splitlines()
     assert no_header.split() == row.split()  # columns as wide as their cells, as kubectl

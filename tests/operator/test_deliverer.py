@@ -14,7 +14,7 @@ from operator_fakes import FakeSidecars, Script, pod
 
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._metrics import Metrics
-from hotconf_operator._outcome import Verdict
+from hotconf_operator._outcome import NO_APPLICATION, Verdict
 from hotconf_operator._signing import Signer
 from hotconf_wire.protocol import ConfigSnapshot
 
@@ -52,7 +52,7 @@ def pushes(metrics: Metrics, outcome: str) -> float:
     ("script", "verdict", "message", "counted"),
     [
         ("ack", Verdict.APPLIED, "", "applied"),
-        ("no-clients", Verdict.APPLIED, "", "applied"),
+        ("no-clients", Verdict.HELD, NO_APPLICATION, "held"),
         ("nack", Verdict.REJECTED, "worker (pid 7): bad port", "rejected"),
         ("bad_signature", Verdict.REJECTED, "sidecar refused: bad_signature", "refused"),
     ],

@@ -4,15 +4,25 @@ Proves: each subscribed pod counts once, with its outcome for the current revisi
 pending; an outcome of another revision or of a pod no longer subscribed does not count; the
 phase is invalid, rolling, halted, rejected, incomplete or complete in that order of precedence;
 the message and pod name come from the first rejection (in pod order), then the halt, then the
-first answer of an incomplete rollout.
+first pending pod of an incomplete rollout (not the first pod that answered); every pod that has
+not applied it is listed (a bounded list) with its state, the revision it runs and why; a pod
+whose sidecar holds the revision with no application connected is held, not applied.
 """
 
 from __future__ import annotations
 
 from hotconf_operator._index import PodTarget
-from hotconf_operator._outcome import PodOutcome, Verdict
+from hotconf_operator._outcome import NO_APPLICATION, PodOutcome, Verdict
 from hotconf_operator._state import ConfigMapState
-from hotconf_operator._status import Phase, RolloutStatus, status_of
+from hotconf_operator._status import (
+    PODS_LISTED,
+    STATUS_ANNOTATION,
+    Phase,
+    PodLine,
+    RolloutStatus,
+    parse_status,
+    status_of,
+)
 from hotconf_wire.protocol import ConfigMapRef, ConfigSnapshot
 
 REF = ConfigMapRef("default", "app")
@@ -51,7 +61,48 @@ def test_every_pod_applied_is_complete() -> None:
 def test_a_pod_without_an_outcome_is_pending_and_the_rollout_incomplete() -> None:
     status = status_of(state(said(0, Verdict.APPLIED), said(1, Verdict.APPLIED)), PODS, done=True)
     assert counts(status) == (Phase.INCOMPLETE, 2, 0, 1, 3)
-    assert status_of(state(), PODS, done=True).message == "pods not answered yet"
+    nobody = status_of(state(), PODS, done=True)
+    assert (nobody.pod, nobody.message) == ("web-0", "not answered yet")
+
+
+def test_an_incomplete_status_names_the_pending_pod_not_the_first_answer() -> None:
+    status = status_of(state(said(0, Verdict.APPLIED), said(1, Verdict.APPLIED)), PODS, done=True)
+    assert (status.pod, status.message) == ("web-2", "not answered yet")
+    assert status.pods == (PodLine("web-2", "pending", "", "not answered yet"),)
+
+
+def test_every_pod_not_applied_is_listed_with_what_it_runs_and_why() -> None:
+    outcomes = (
+        PodOutcome(PODS[0], REV, Verdict.REJECTED, "worker: bad port", runs=OLD),
+        PodOutcome(PODS[1], REV, Verdict.PENDING, "push failed 3 times", runs=OLD),
+        said(2, Verdict.APPLIED),
+    )
+    status = status_of(state(*outcomes), PODS, done=True)
+    assert status.pods == (
+        PodLine("web-0", "rejected", OLD, "worker: bad port"),
+        PodLine("web-1", "pending", OLD, "push failed 3 times"),
+    )
+    assert parse_status({STATUS_ANNOTATION: status.to_annotation()}) == status
+
+
+def test_a_pod_with_no_application_is_held_not_applied() -> None:
+    outcomes = (said(0, Verdict.APPLIED), said(1, Verdict.HELD, NO_APPLICATION),
+                said(2, Verdict.HELD, NO_APPLICATION))  # fmt: skip
+    status = status_of(state(*outcomes), PODS, done=True)
+    assert (status.phase, status.applied, status.held, status.pending) == (Phase.COMPLETE, 1, 2, 0)
+    assert (status.pod, status.message) == ("web-1", NO_APPLICATION)
+    assert [line.state for line in status.pods] == ["held", "held"]
+
+
+def test_the_list_of_pods_is_bounded_and_counts_the_others() -> None:
+    many = [PodTarget("default", f"web-{i}", f"uid-{i}", "10.0.1.1", 8790) for i in range(25)]
+    status = status_of(state(), many, done=True)
+    assert (len(status.pods), status.unlisted, status.pending) == (
+        PODS_LISTED,
+        25 - PODS_LISTED,
+        25,
+    )
+    assert len(status.to_annotation()) < 2048
 
 
 def test_an_unreachable_pod_says_why_it_is_pending() -> None:

@@ -5,7 +5,8 @@ required, combined, fractional; ``0`` alone) and refuses the rest; ``wait_applie
 APPLIED only when every row's status is ``complete`` for the content's current revision, with
 FAILED at the first halted, rejected or invalid one, with TIMED_OUT at the deadline (an empty
 selection, an older revision's status, rolling and incomplete all keep it waiting); progress
-is written once per change; the outcomes are the documented exit statuses.
+is written once per change and says pods held with no application apart from those applied; the
+outcomes are the documented exit statuses.
 """
 
 from __future__ import annotations
@@ -75,6 +76,15 @@ def test_applied_once_every_current_revision_is_complete() -> None:
     assert (result.outcome, calls) == (WaitOutcome.APPLIED, 3)
     assert progress.count("rollout to finish (rolling)") == 1  # said once, not per poll
     assert 'configmap "ns/b" successfully rolled out' in progress
+
+
+def test_pods_held_without_an_application_are_said_apart() -> None:
+    held = [row("a", "complete", applied=1, held=2, total=3)]
+    result, progress, _ = run([held])
+    assert result.outcome is WaitOutcome.APPLIED
+    assert (
+        "1 of 3 pods applied revision aa, 2 held by their sidecar with no application" in progress
+    )
 
 
 @pytest.mark.parametrize("phase", ["halted", "rejected", "invalid"])

@@ -10,10 +10,11 @@ does, with a settable list of subscribed pods. No HTTP, no kopf, no API server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hotconf_operator._decide import snapshot_of
 from hotconf_operator._delivery import Deliverer
 from hotconf_operator._errors import PodUnreachable, PushRefused
 from hotconf_operator._index import PodTarget
@@ -21,6 +22,7 @@ from hotconf_operator._metrics import Metrics
 from hotconf_operator._reconcile import CurrentRevisionFn, Reconciler
 from hotconf_operator._reporter import StatusReporter
 from hotconf_operator._rollout import RolloutManager
+from hotconf_operator._settings import RepairConfig
 from hotconf_operator._signing import SignedPush, Signer
 from hotconf_operator._status import RolloutStatus
 from hotconf_wire.answers import ClientVerdict, HeldConfig, PodState, PushAnswer
@@ -45,6 +47,7 @@ class FakeSidecars:
     held: dict[str, dict[ConfigMapRef, HeldConfig]] = field(default_factory=dict)
     pushes: list[tuple[str, str]] = field(default_factory=list)  # (pod name, revision)
     reads: list[str] = field(default_factory=list)  # pod names, per state read
+    probes: list[str] = field(default_factory=list)  # pod names, per probe (also a read)
     trusted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # uid -> key ids reported
 
     def script(self, target: PodTarget, script: Script) -> None:
@@ -88,6 +91,10 @@ class FakeSidecars:
         status: Literal["applied", "unchanged"] = "unchanged" if unchanged else "applied"
         return PushAnswer(status, snapshot.revision, 2, clients)
 
+    async def probe(self, target: PodTarget, *, within: float) -> PodState:
+        self.probes.append(target.name)
+        return await self.state(target)
+
     async def state(self, target: PodTarget) -> PodState:
         self.reads.append(target.name)
         if self.scripts.get(target.uid) == "unreachable":
@@ -106,6 +113,7 @@ class RecordingReporter(StatusReporter):
         super().__init__(None)
         self.written: list[RolloutStatus] = []
         self.events: list[tuple[str, bool]] = []  # (reason, warning)
+        self.messages: list[str] = []  # the Events' messages, in the same order
         self.restored: int = 0
 
     async def write(self, ref: ConfigMapRef, status: RolloutStatus) -> None:
@@ -122,6 +130,7 @@ class RecordingReporter(StatusReporter):
         self, ref: ConfigMapRef, uid: str, *, reason: str, message: str, warning: bool
     ) -> None:
         self.events.append((reason, warning))
+        self.messages.append(message)
 
     @property
     def reasons(self) -> list[str]:
@@ -146,9 +155,37 @@ class OperatorParts:
         return self.reporter.written[-1]
 
 
+#: Probes and grace periods short enough for unit tests (the defaults are in RepairConfig).
+FAST_REPAIR = RepairConfig(probe_first=0.01, probe_every=0.02, window=2.0, drift_grace=0.05)
+
+
+@dataclass
+class FakeApi:
+    """The ConfigMaps as the API holds them, whether or not a watch event told the operator."""
+
+    configmaps: dict[ConfigMapRef, dict[str, Any]] = field(default_factory=dict)
+
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        meta = body["metadata"]
+        self.configmaps[ConfigMapRef(meta["namespace"], meta["name"])] = body
+        return body
+
+    async def current_revision(self, ref: ConfigMapRef) -> str | None:
+        body = self.configmaps.get(ref)
+        return None if body is None else snapshot_of(body).revision
+
+    async def read_configmap(self, ref: ConfigMapRef) -> Mapping[str, Any] | None:
+        return self.configmaps.get(ref)
+
+
 def operator_parts(
-    pods: list[PodTarget], *, current_revision: CurrentRevisionFn | None = None
+    pods: list[PodTarget],
+    *,
+    current_revision: CurrentRevisionFn | None = None,
+    api: FakeApi | None = None,
+    paused: Callable[[], bool] = lambda: False,
 ) -> OperatorParts:
+    """``api``: the reconciler confirms revisions against it and repairs drift from it."""
     sidecars = FakeSidecars()
     reporter = RecordingReporter()
     metrics = Metrics()
@@ -160,7 +197,16 @@ def operator_parts(
         metrics=metrics,
         targets=lambda ref: list(subscribed),
     )
-    reconciler = Reconciler(manager, deliverer=deliverer, current_revision=current_revision)
+    reconciler = Reconciler(
+        manager,
+        deliverer=deliverer,
+        current_revision=api.current_revision if api is not None else current_revision,
+        read_configmap=api.read_configmap if api is not None else None,
+        repair=FAST_REPAIR,
+        metrics=metrics,
+        reporter=reporter,
+        paused=paused,
+    )
     return OperatorParts(sidecars, reporter, metrics, deliverer, manager, reconciler, subscribed)
 
 

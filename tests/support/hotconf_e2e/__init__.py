@@ -195,8 +195,12 @@ class Pod:
         sidecar_log_level: str = "WARNING",
         shared_report: Path | None = None,
         labels: Mapping[str, str] | None = None,
+        advertised_port: int | None = None,
     ) -> None:
+        """``advertised_port``: the port the Pod's annotation names, when not the sidecar's own
+        (a proxy in front of it)."""
         self.api = api
+        self.advertised_port = advertised_port
         #: The operator watches only pods labelled hotconf.dev/inject=true (its default selector).
         self.labels = dict({"hotconf.dev/inject": "true"} if labels is None else labels)
         self.shared_report = shared_report
@@ -275,7 +279,7 @@ class Pod:
                     "labels": self.labels,
                     "annotations": {
                         "hotconf.dev/configmaps": self.configmap,
-                        "hotconf.dev/port": str(self.port),
+                        "hotconf.dev/port": str(self.advertised_port or self.port),
                     },
                 },
                 "spec": {

@@ -16,11 +16,13 @@ from typing import Any
 
 
 class ApiProxy:
-    """Forward ``127.0.0.1:<port>`` to the emulator's port, in a background thread."""
+    """Forward ``<host>:<port>`` to ``<host>:<upstream_port>``, in a background thread (the API
+    server's port; or a pod's sidecar on the pod's 127.0.0.x, to cut a pod off the network)."""
 
-    def __init__(self, upstream_port: int, *, port: int = 0) -> None:
+    def __init__(self, upstream_port: int, *, port: int = 0, host: str = "127.0.0.1") -> None:
         self.upstream_port = upstream_port
         self.port = port
+        self.host = host
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="api-proxy")
         self._server: asyncio.Server | None = None
@@ -29,7 +31,7 @@ class ApiProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def _call(self, coroutine: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
@@ -55,7 +57,7 @@ class ApiProxy:
         self._loop.close()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _cut(self) -> None:
@@ -80,7 +82,7 @@ class ApiProxy:
         upstream_writer: asyncio.StreamWriter | None = None
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(
-                "127.0.0.1", self.upstream_port
+                self.host, self.upstream_port
             )
             self._writers.add(upstream_writer)
 
