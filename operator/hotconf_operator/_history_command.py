@@ -2,8 +2,8 @@
 
 Called by ``_kubectl_plugin`` (``kubectl hotconf history|rollback``) and by the ``hotconf`` CLI
 of the client library through the ``hotconf.commands`` entry points. The cluster, credentials
-and namespace are found as ``hotconf status`` finds them (``_status_command.resolve``: the
-kubeconfig, ``--context``, ``-n``, or the pod's service account).
+and namespace are found as ``hotconf status`` finds them (``_kube_target``: the kubeconfig,
+``--context``, ``-n``, or the pod's service account).
 
 ``history`` lists the ConfigMap's records (``_history``: one ``ControllerRevision`` per
 validated revision, written by the operator), newest first::
@@ -50,7 +50,14 @@ from kubernetes import client as kube_client
 
 from hotconf_operator._errors import ConfigInvalid, KubeApiError, RollbackRefused, SettingsError
 from hotconf_operator._history import HistoryEntry, entries_of, selector
-from hotconf_operator._status_command import StatusOptions, Target, _api_error, _options, resolve
+from hotconf_operator._kube_target import (
+    Connection,
+    Target,
+    add_arguments,
+    api_error,
+    connection_of,
+    resolve,
+)
 from hotconf_operator._validation import validate_configmap
 from hotconf_wire.protocol import compute_revision
 
@@ -73,7 +80,7 @@ class HistoryOptions:
     headers: bool
     to: int | None  # rollback --to
     dry_run: bool
-    connection: StatusOptions
+    connection: Connection  # -n, --kubeconfig, --context, --request-timeout
 
 
 def _parser(command: str, prog: str) -> argparse.ArgumentParser:
@@ -126,15 +133,7 @@ def _parser(command: str, prog: str) -> argparse.ArgumentParser:
             action="store_true",
             help="print the keys it would add, change and remove; write nothing",
         )
-    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (as kubectl)")
-    parser.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
-    parser.add_argument(
-        "--request-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=30.0,
-        help="give up on an API request after this long (default: %(default)s)",
-    )
+    add_arguments(parser)
     return parser
 
 
@@ -143,17 +142,8 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> HistoryOptions:
     prog = f"kubectl hotconf {command}"
     if not os.path.basename(sys.argv[0]).startswith("kubectl-"):
         prog = f"hotconf {command}"
-    args = _parser(command, prog).parse_args(argv[1:])
-    # The connection options, parsed by the status command's rules (one place for them).
-    connection = ["status"]
-    for flag, value in (
-        ("--namespace", args.namespace),
-        ("--kubeconfig", args.kubeconfig),
-        ("--context", args.context),
-    ):
-        if value is not None:
-            connection += [flag, value]
-    connection += ["--request-timeout", str(args.request_timeout)]
+    parser = _parser(command, prog)
+    args = parser.parse_args(argv[1:])
     return HistoryOptions(
         command=command,
         configmap=args.configmap,
@@ -161,7 +151,7 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> HistoryOptions:
         headers=not getattr(args, "no_headers", False),
         to=getattr(args, "to", None),
         dry_run=getattr(args, "dry_run", False),
-        connection=_options(connection, environ),
+        connection=connection_of(args, environ, parser),
     )
 
 
@@ -198,7 +188,7 @@ def _read(options: HistoryOptions, target: Target, namespace: str) -> Found:
             )
             items = client.sanitize_for_serialization(found.items or [])
         except (kube_client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _api_error(exc, what=what, target=target) from exc
+            raise api_error(exc, what=what, target=target) from exc
     return Found(configmap=configmap, entries=entries_of(items))
 
 
@@ -414,7 +404,7 @@ def _rollback(options: HistoryOptions, target: Target, found: Found, out: TextIO
                 _request_timeout=options.connection.request_timeout,
             )
         except (kube_client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            error = _api_error(
+            error = api_error(
                 exc, what=f"update configmap {name!r} in namespace {namespace!r}", target=target
             )
             if error.status == 409:
