@@ -43,6 +43,7 @@ from hotconf_wire.settings import build_parser as build_settings_parser
 __all__ = [
     "ENVIRONMENT",
     "SETTINGS",
+    "ApiRetryConfig",
     "OperatorConfig",
     "PeeringConfig",
     "PushConfig",
@@ -288,6 +289,15 @@ RECONCILE_INTERVAL: Final = Setting(
     metavar="SECONDS",
     help="seconds between safety reconciles",
 )
+API_RETRY_MAX: Final = Setting(
+    flag="--api-retry-max",
+    env="HOTCONF_API_RETRY_MAX",
+    default=0.5,
+    parse=number(minimum=0.1, maximum=60),
+    metavar="SECONDS",
+    help="longest wait between attempts at a failing API request (jittered, each between half "
+    "and all of it): after an API outage the operator sees changes again within about this long",
+)
 LOG_FORMAT: Final = log_format_setting(LogFormat.TEXT)
 LOG_LEVEL: Final = logs.LOG_LEVEL
 
@@ -310,7 +320,7 @@ SETTINGS: Final = {
     ),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
-    "operation": (RECONCILE_INTERVAL, LOG_LEVEL, LOG_FORMAT),
+    "operation": (RECONCILE_INTERVAL, API_RETRY_MAX, LOG_LEVEL, LOG_FORMAT),
 }
 
 #: Every environment variable the operator reads (for the chart's wiring test, and docs).
@@ -449,6 +459,23 @@ class SidecarConfig:
 
 
 @dataclass(frozen=True)
+class ApiRetryConfig:
+    """How kopf retries a failing API request (:class:`hotconf_operator._backoff.ApiRetryDelays`).
+
+    Delays double from ``first`` to ``most``, each drawn between half its bound and its bound.
+    ``most`` is what an API outage costs after the API is back: kopf's default delays grow to
+    5, 8, 13, 21 s, so a change made right after a 5 s outage reached the pods 2 s later; 0.5 s
+    brings it within 1 s, while one request still retries at most every 0.25 s (no storm; a
+    429's Retry-After is obeyed when longer). ``budget`` keeps a request that is not a watch
+    trying for 30-60 s before it fails, as long as kopf's default (54 s) does.
+    """
+
+    first: float = 0.1  # seconds
+    most: float = API_RETRY_MAX.default  # seconds
+    budget: float = 60.0  # seconds of delay bounds before a request fails
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     """All settings of one operator process."""
 
@@ -460,6 +487,7 @@ class OperatorConfig:
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)
     #: Seconds between safety reconciles against each sidecar's /v2/state (STATE_PATH).
     reconcile_interval: float = RECONCILE_INTERVAL.default
+    api_retry: ApiRetryConfig = field(default_factory=ApiRetryConfig)
     log_level: LogLevel = LOG_LEVEL.default
     #: Text (logfmt) by default, as the operator has always written; the chart can set json.
     log_format: LogFormat = LOG_FORMAT.default
@@ -537,6 +565,9 @@ def parse_settings(
             security_context=values[SIDECAR_SECURITY_CONTEXT],
         ),
         reconcile_interval=values[RECONCILE_INTERVAL],
+        api_retry=ApiRetryConfig(
+            first=min(ApiRetryConfig.first, values[API_RETRY_MAX]), most=values[API_RETRY_MAX]
+        ),
         log_level=values[LOG_LEVEL],
         log_format=values[LOG_FORMAT],
     )
