@@ -107,12 +107,13 @@ def _child(
         fields = control.recv()
     except (EOFError, OSError):
         return
-    follow_lifeline(control, what=f"task process {os.getpid()}")
     namespace, name, revision, data, binary = fields
     config = Config(
         namespace=namespace, name=name, revision=revision, data=data, binary_data=binary
     )
     status.send(("started", now()))
+    # After "started", off the switch-over's path: an end of file that came meanwhile stays.
+    follow_lifeline(control, what=f"task process {os.getpid()}")
     try:
         task(config, draining)
     except BaseException:
