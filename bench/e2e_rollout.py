@@ -1,7 +1,7 @@
 """End-to-end rollout benchmark: from the API write to every worker running the new revision.
 
     .venv/bin/python bench/e2e_rollout.py [--api emulator|real|both] [--pods 1,10,100]
-        [--rounds 30] [--fanout 1000]
+        [--rounds 30] [--fanout 1000] [--mode thread|process]
 
 Part 1 (real processes), on each API server ``--api`` names (both by default, the emulator
 first; ``bench/kube_apis.py``): the emulator (``kube_emulator``, plain HTTP, a fresh process per
@@ -183,7 +183,9 @@ class PodRun:
         return [lat - fl for lat, fl in zip(self.latency, self.floor, strict=True)]
 
 
-def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, tag: str) -> PodRun:
+def real_pods(
+    target: Target, work: Path, count: int, rounds: int, warmup: int, tag: str, *, mode: str
+) -> PodRun:
     """Run ``warmup + rounds`` rounds with ``count`` real pods on ``target``.
 
     Each round first PATCHes the unlabelled twin ConfigMap (which hotconf ignores) and waits
@@ -210,8 +212,9 @@ def real_pods(target: Target, work: Path, count: int, rounds: int, warmup: int, 
     try:
         shared = work / f"{tag}.reports.jsonl"
         with pods(
-            api, work / tag, count, configmap=name, public_key_pem=pub, shared_report=shared
-        ) as ps:
+            api, work / tag, count, configmap=name, public_key_pem=pub, shared_report=shared,
+            worker_mode=mode,
+        ) as ps:  # fmt: skip
             reports = Reports(shared, [p.name for p in ps])
             reports.wait_value("0", timeout=120)
             time.sleep(1.0)  # let the first rollout's status and Event writes settle
@@ -455,6 +458,12 @@ def main() -> None:
         help="pods of the fan-out part, on the emulator only (0 skips it; default 1000)",
     )
     parser.add_argument("--fanout-rounds", type=int, default=5)
+    parser.add_argument(
+        "--mode",
+        choices=("thread", "process"),
+        default="thread",
+        help="the workers' hotconf.run mode (default thread)",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.pods.split(",") if n]
     apis = ["emulator", "real"] if args.api == "both" else [args.api]
@@ -468,7 +477,9 @@ def main() -> None:
                 for count in counts:
                     tag = f"{api}{count}"
                     with server.target(tag) as target:
-                        runs[count] = real_pods(target, work, count, args.rounds, args.warmup, tag)
+                        runs[count] = real_pods(
+                            target, work, count, args.rounds, args.warmup, tag, mode=args.mode
+                        )
                     print(
                         f"[{api}] {count} pods done, p50 {ms(runs[count].latency, 50):.1f} ms",
                         flush=True,

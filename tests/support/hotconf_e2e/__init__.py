@@ -194,9 +194,11 @@ class Pod:
         worker: bool = True,
         sidecar_log_level: str = "WARNING",
         shared_report: Path | None = None,
+        worker_mode: str = "thread",
     ) -> None:
         self.api = api
         self.shared_report = shared_report
+        self.worker_mode = worker_mode
         self.sidecar_log_level = sidecar_log_level
         self.name = name
         self.ip = ip
@@ -256,6 +258,8 @@ class Pod:
         ]  # fmt: skip
         if self.shared_report is not None:
             args += ["--shared-report", str(self.shared_report)]
+        if self.worker_mode != "thread":
+            args += ["--mode", self.worker_mode]
         with (self.dir / "worker.log").open("ab") as log:
             self.worker = subprocess.Popen(args, env=env, stdout=log, stderr=log)
 
