@@ -4,7 +4,8 @@ an unused standby away when the runner stops; and no process it made outlives th
 after a SIGKILL of the application's main process its fork server, its running generation, its
 standby and multiprocessing's resource tracker all end (checked by pid); and when the fork
 server is killed, the generation it forked ends too (the runner can no longer see it) and the
-next revision starts on a new fork server."""
+next revision starts on a new fork server. The application's main script runs once in the fork
+server, not again in every task process (Python 3.11/3.12 would rerun it in each)."""
 
 from __future__ import annotations
 
@@ -163,3 +164,39 @@ def test_a_generation_dies_with_the_fork_server_that_forked_it(tmp_path: Path) -
         finally:
             app.kill()
             app.wait()
+
+
+_COUNTING_APP = """
+import os, sys
+with open(sys.argv[2], "a") as f:
+    f.write(f"{__name__} {os.getpid()}\\n")
+import hotconf
+from hotconf_client_tasks import cooperative
+if __name__ == "__main__":
+    hotconf.run(cooperative, mode="process", socket=sys.argv[1])
+"""
+
+
+def test_the_main_script_runs_once_in_the_fork_server_not_per_generation(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(_COUNTING_APP)
+    log, runs = tmp_path / "log", tmp_path / "runs"
+    with FakeRelay(tmp_path / "s.sock") as relay:
+        relay.publish({"log": str(log), "value": "0"})
+        app = subprocess.Popen(
+            [sys.executable, str(script), str(relay.path), str(runs)],
+            env={**os.environ, "PYTHONPATH": str(SUPPORT)},
+        )
+        try:
+            eventually(lambda: lines(log) == ["start 0"], what="first generation")
+            for value in ("1", "2", "3"):
+                [verdict] = relay.publish({"log": str(log), "value": value}, wait=10)
+                assert verdict.result == "ack"
+            eventually(lambda: len(pids(log)) == 4, what="four generations")
+            app.send_signal(signal.SIGTERM)
+            assert app.wait(timeout=30) == 0
+        finally:
+            app.kill()
+            app.wait()
+    names = [line.split()[0] for line in runs.read_text().splitlines()]
+    assert sorted(names) == ["__main__", "__mp_main__"], names

@@ -4,7 +4,7 @@ Process mode (:mod:`._process`) lists this module last in the fork server's prel
 hotconf and the task's module (the script may import them). Asked to preload ``__main__``, the
 fork server of Python 3.11 and 3.12 does not (CPython gh-126631 and gh-137996, fixed in 3.13 and
 3.14), so every task process ran the application's main script again before it could start:
-about 12 ms per generation for a small script, more for a large one. ``_process`` hands the fork
+11-15 ms per generation for a 10-line script here, more for a large one. ``_process`` hands the fork
 server, and it alone, what a task process is prepared with (``sys.argv``, the main script's path
 or module name) as JSON in the environment variable ``FORKSERVER_MAIN_ENV``; importing this
 module prepares ``__main__`` once, the way each task process would, so that they find it loaded
