@@ -5,7 +5,8 @@ after a SIGKILL of the application's main process its fork server, its running g
 standby and multiprocessing's resource tracker all end (checked by pid); and when the fork
 server is killed, the generation it forked ends too (the runner can no longer see it) and the
 next revision starts on a new fork server. The application's main script runs once in the fork
-server, not again in every task process (Python 3.11/3.12 would rerun it in each)."""
+server, not again in every task process (Python 3.11/3.12 would rerun it in each). A task that
+cannot be pickled is refused when the runner starts, before any config, saying what to do."""
 
 from __future__ import annotations
 
@@ -200,3 +201,11 @@ def test_the_main_script_runs_once_in_the_fork_server_not_per_generation(tmp_pat
             app.wait()
     names = [line.split()[0] for line in runs.read_text().splitlines()]
     assert sorted(names) == ["__main__", "__mp_main__"], names
+
+
+def test_an_unpicklable_task_is_refused_at_start_with_what_to_do(tmp_path: Path) -> None:
+    with FakeRelay(tmp_path / "s.sock") as relay:
+        runner = hotconf.ProcessRunner(lambda config, draining: None, socket=relay.path)
+        with pytest.raises(hotconf.RunnerError, match="module-level function"):
+            with running(runner):
+                pass
