@@ -1,7 +1,7 @@
 """End-to-end rollout benchmark: from the API write to every worker running the new revision.
 
     .venv/bin/python bench/e2e_rollout.py [--api emulator|real|both] [--pods 1,10,100]
-        [--rounds 30] [--fanout 1000] [--trace]
+        [--rounds 30] [--fanout 1000] [--mode thread|process] [--trace]
 
 Part 1 (real processes), on each API server ``--api`` names (both by default, the emulator
 first; ``bench/kube_apis.py``): the emulator (``kube_emulator``, plain HTTP, a fresh process per
@@ -188,7 +188,15 @@ class PodRun:
 
 
 def real_pods(
-    target: Target, work: Path, count: int, rounds: int, warmup: int, tag: str, *, trace: bool
+    target: Target,
+    work: Path,
+    count: int,
+    rounds: int,
+    warmup: int,
+    tag: str,
+    *,
+    mode: str,
+    trace: bool,
 ) -> PodRun:
     """Run ``warmup + rounds`` rounds with ``count`` real pods on ``target``.
 
@@ -220,8 +228,9 @@ def real_pods(
     try:
         shared = work / f"{tag}.reports.jsonl"
         with pods(
-            api, work / tag, count, configmap=name, public_key_pem=pub, shared_report=shared
-        ) as ps:
+            api, work / tag, count, configmap=name, public_key_pem=pub, shared_report=shared,
+            worker_mode=mode,
+        ) as ps:  # fmt: skip
             reports = Reports(shared, [p.name for p in ps])
             reports.wait_value("0", timeout=120)
             time.sleep(1.0)  # let the first rollout's status and Event writes settle
@@ -470,6 +479,12 @@ def main() -> None:
     )
     parser.add_argument("--fanout-rounds", type=int, default=5)
     parser.add_argument(
+        "--mode",
+        choices=("thread", "process"),
+        default="thread",
+        help="the workers' hotconf.run mode (default thread)",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="trace every hop of each rollout (HOTCONF_TRACE_FILE) and print where the time goes",
@@ -488,7 +503,14 @@ def main() -> None:
                     tag = f"{api}{count}"
                     with server.target(tag) as target:
                         runs[count] = real_pods(
-                            target, work, count, args.rounds, args.warmup, tag, trace=args.trace
+                            target,
+                            work,
+                            count,
+                            args.rounds,
+                            args.warmup,
+                            tag,
+                            mode=args.mode,
+                            trace=args.trace,
                         )
                     print(
                         f"[{api}] {count} pods done, p50 {ms(runs[count].latency, 50):.1f} ms",

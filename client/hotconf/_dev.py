@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib
 import os
 import shutil
@@ -34,6 +33,7 @@ from typing import Final
 
 from hotconf._errors import ConfigParseError
 from hotconf._manifest import load_configmap
+from hotconf._parent_death import parent_death_signal
 from hotconf_wire.protocol import ConfigSnapshot
 from hotconf_wire.relay import Relay
 
@@ -164,28 +164,6 @@ async def _watch(settings: DevSettings, changed: Callable[[], Awaitable[None]]) 
         await asyncio.sleep(POLL_INTERVAL)
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes COMMAND get SIGTERM if ``hotconf dev`` dies (even by SIGKILL).
-
-    COMMAND runs in its own process group (so that Ctrl-C reaches it once, through us), which
-    also means nothing else stops it if we are killed outright; Linux's parent-death signal does.
-    libc is loaded here, before the fork, so the child only makes one call. Elsewhere: None.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def set_parent_death_signal() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-
-    return set_parent_death_signal
-
-
 async def run_dev(settings: DevSettings) -> int:
     """Serve the file, run COMMAND, relay saves; return the exit status for hotconf dev."""
     path = settings.configmap
@@ -218,7 +196,12 @@ async def run_dev(settings: DevSettings) -> int:
         }
         try:
             process = await asyncio.create_subprocess_exec(
-                *settings.command, env=env, process_group=0, preexec_fn=_die_with_parent()
+                *settings.command,
+                env=env,
+                process_group=0,
+                # Own process group: nothing else stops COMMAND if we are killed outright
+                # (SIGKILL); Linux's parent-death signal does. Elsewhere it outlives us.
+                preexec_fn=parent_death_signal(signal.SIGTERM),
             )
         except OSError as exc:
             say(f"error: cannot start {settings.command[0]!r}: {exc.strerror or exc}")

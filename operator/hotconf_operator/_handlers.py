@@ -33,6 +33,7 @@ from typing import Any, cast
 
 import kopf
 
+from hotconf_operator._backoff import ApiRetryDelays
 from hotconf_operator._gc import HeapKeeper
 from hotconf_operator._index import (
     CONFIGMAPS_ANNOTATION,
@@ -102,6 +103,12 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.watching.reconnect_backoff = 0.2
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
+    # A failing request (a watch cut by an API outage, too) is retried after short, capped,
+    # jittered delays instead of kopf's 1, 1, 2, 3, 5, 8 ... s: back within `most` seconds.
+    retry = config.api_retry
+    settings.networking.error_backoffs = ApiRetryDelays(
+        first=retry.first, most=retry.most, budget=retry.budget
+    )
     # With namespaces named, kopf would first list every namespace to match patterns, which
     # the namespaced chart does not grant: kopf retries the refused list for about 55 s before
     # it falls back to the names given, watching nothing meanwhile. hotconf takes exact names

@@ -45,6 +45,7 @@ __all__ = [
     "ALL_PODS",
     "ENVIRONMENT",
     "SETTINGS",
+    "ApiRetryConfig",
     "OperatorConfig",
     "PeeringConfig",
     "PushConfig",
@@ -340,6 +341,15 @@ HISTORY_LIMIT: Final = Setting(
     help="validated revisions kept per ConfigMap as ControllerRevisions (annotation "
     "hotconf.dev/history-limit overrides it per ConfigMap)",
 )
+API_RETRY_MAX: Final = Setting(
+    flag="--api-retry-max",
+    env="HOTCONF_API_RETRY_MAX",
+    default=0.5,
+    parse=number(minimum=0.1, maximum=60),
+    metavar="SECONDS",
+    help="longest wait between attempts at a failing API request (jittered, each between half "
+    "and all of it): after an API outage the operator sees changes again within about this long",
+)
 LOG_FORMAT: Final = log_format_setting(LogFormat.TEXT)
 LOG_LEVEL: Final = logs.LOG_LEVEL
 
@@ -362,7 +372,14 @@ SETTINGS: Final[Mapping[str, tuple[Setting[Any], ...]]] = {
     ),
     "peering": (STANDALONE, PEERING_NAME, PEERING_PRIORITY, PEERING_LIFETIME),
     "pushes": (PUSH_CONCURRENCY, PUSH_TIMEOUT, PUSH_ATTEMPTS, ENVELOPE_TTL),
-    "operation": (RECONCILE_INTERVAL, HISTORY_LIMIT, LOG_LEVEL, LOG_FORMAT, TRACE_FILE),
+    "operation": (
+        RECONCILE_INTERVAL,
+        HISTORY_LIMIT,
+        API_RETRY_MAX,
+        LOG_LEVEL,
+        LOG_FORMAT,
+        TRACE_FILE,
+    ),
 }
 
 #: Every environment variable the operator reads (for the chart's wiring test, and docs).
@@ -525,6 +542,23 @@ class SidecarConfig:
 
 
 @dataclass(frozen=True)
+class ApiRetryConfig:
+    """How kopf retries a failing API request (:class:`hotconf_operator._backoff.ApiRetryDelays`).
+
+    Delays double from ``first`` to ``most``, each drawn between half its bound and its bound.
+    ``most`` is what an API outage costs after the API is back: kopf's default delays grow to
+    5, 8, 13, 21 s, so a change made right after a 5 s outage reached the pods 2 s later; 0.5 s
+    brings it within 1 s, while one request still retries at most every 0.25 s (no storm; a
+    429's Retry-After is obeyed when longer). ``budget`` keeps a request that is not a watch
+    trying for 30-60 s before it fails, as long as kopf's default (54 s) does.
+    """
+
+    first: float = 0.1  # seconds
+    most: float = API_RETRY_MAX.default  # seconds
+    budget: float = 60.0  # seconds of delay bounds before a request fails
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     """All settings of one operator process."""
 
@@ -542,6 +576,7 @@ class OperatorConfig:
     #: Validated revisions kept per ConfigMap (ControllerRevisions): ten, as a Deployment's
     #: revisionHistoryLimit; each holds a copy of the data (at most 1 MiB).
     history_limit: int = HISTORY_LIMIT.default
+    api_retry: ApiRetryConfig = field(default_factory=ApiRetryConfig)
     log_level: LogLevel = LOG_LEVEL.default
     #: Text (logfmt) by default, as the operator has always written; the chart can set json.
     log_format: LogFormat = LOG_FORMAT.default
@@ -623,6 +658,9 @@ def parse_settings(
         ),
         reconcile_interval=values[RECONCILE_INTERVAL],
         history_limit=values[HISTORY_LIMIT],
+        api_retry=ApiRetryConfig(
+            first=min(ApiRetryConfig.first, values[API_RETRY_MAX]), most=values[API_RETRY_MAX]
+        ),
         log_level=values[LOG_LEVEL],
         log_format=values[LOG_FORMAT],
         trace_file=values[TRACE_FILE],

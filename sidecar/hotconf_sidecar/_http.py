@@ -58,6 +58,7 @@ from hotconf_sidecar._sidecar import Sidecar
 from hotconf_wire.answers import Refusal
 from hotconf_wire.envelope import MAX_BODY_BYTES, PUSH_PATH, SIGNATURE_HEADER, STATE_PATH
 from hotconf_wire.errors import EnvelopeError
+from hotconf_wire.relay import LISTEN_BACKLOG
 
 __all__ = ["HttpServer"]
 
@@ -155,7 +156,7 @@ def _numeric_listener(host: str, port: int) -> socket.socket | None:
             sock.bind(address)
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        sock.listen(100)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -209,10 +210,11 @@ class HttpServer:
         sock = _numeric_listener(self.host, self.port) if uvloop else None
         factory = functools.partial(_Connection, self)
         if sock is not None:
-            self._server = await loop.create_server(factory, sock=sock)
+            # The backlog again: create_server listens anew, with its own default (100).
+            self._server = await loop.create_server(factory, sock=sock, backlog=LISTEN_BACKLOG)
         else:
             self._server = await loop.create_server(
-                factory, self.host, self.port, reuse_address=True
+                factory, self.host, self.port, reuse_address=True, backlog=LISTEN_BACKLOG
             )
         return [s.getsockname()[:2] for s in self._server.sockets]
 

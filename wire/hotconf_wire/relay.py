@@ -44,9 +44,18 @@ from hotconf_wire.protocol import (
     read_message,
 )
 
-__all__ = ["ClientStatus", "Publication", "Relay"]
+__all__ = ["LISTEN_BACKLOG", "ClientStatus", "Publication", "Relay"]
 
 logger: Final = logging.getLogger("hotconf_wire.relay")
+
+#: Connections the kernel completes and queues for a listener before the process accepts them:
+#: the relay's Unix socket here, the sidecar's HTTP port (``hotconf_sidecar._http``). asyncio's
+#: default, 100, made a burst of 120-200 connections opened at once wait: a TCP connection
+#: beyond the queue has its SYN dropped and is retried 1 s later; a Unix one is refused
+#: (EAGAIN). 1024 holds a node's worth of clients at once (a node runs at most 110 pods by the
+#: kubelet's default, 250 where raised) with room to spare, and costs nothing until used. The
+#: kernel caps it at ``net.core.somaxconn`` (4096 since Linux 5.4, 128 before: raise it there).
+LISTEN_BACKLOG: Final = 1024
 
 
 @dataclass(slots=True)
@@ -149,7 +158,7 @@ class Relay:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_socket(self.path)
         self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=1 << 20
+            self._serve, path=str(self.path), limit=1 << 20, backlog=LISTEN_BACKLOG
         )
         os.chmod(self.path, self.socket_mode)
         self._heartbeat = asyncio.create_task(self._beat(), name="hotconf-relay-heartbeat")

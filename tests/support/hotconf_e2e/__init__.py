@@ -196,6 +196,7 @@ class Pod:
         shared_report: Path | None = None,
         labels: Mapping[str, str] | None = None,
         advertised_port: int | None = None,
+        worker_mode: str = "thread",
     ) -> None:
         """``advertised_port``: the port the Pod's annotation names, when not the sidecar's own
         (a proxy in front of it)."""
@@ -204,6 +205,7 @@ class Pod:
         #: The operator watches only pods labelled hotconf.dev/inject=true (its default selector).
         self.labels = dict({"hotconf.dev/inject": "true"} if labels is None else labels)
         self.shared_report = shared_report
+        self.worker_mode = worker_mode
         self.sidecar_log_level = sidecar_log_level
         self.name = name
         self.ip = ip
@@ -263,6 +265,8 @@ class Pod:
         ]  # fmt: skip
         if self.shared_report is not None:
             args += ["--shared-report", str(self.shared_report)]
+        if self.worker_mode != "thread":
+            args += ["--mode", self.worker_mode]
         with (self.dir / "worker.log").open("ab") as log:
             self.worker = subprocess.Popen(args, env=env, stdout=log, stderr=log)
 

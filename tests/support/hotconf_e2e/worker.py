@@ -11,9 +11,12 @@ Its ``validate`` hook NACKs a config whose key ``reject`` names this pod (or is 
 exits the process at once (``os._exit(3)``, no ACK, no goodbye) the first time it sees a config
 whose key ``crash`` names this pod: it leaves ``<report>.crashed`` behind, so the same worker
 started again takes the config (a transient crash, as when a container is OOM-killed).
-With ``--shared-report FILE`` the same line is also appended to FILE, which many workers share
-(one small ``O_APPEND`` write per line, so lines never interleave): the benchmark follows one
-file instead of polling one per pod, so its own polling takes no CPU from the pods it measures.
+With ``--mode process`` the task runs in process mode (a picklable object, and ``generation``
+counts the lines of the report file, since each generation is a new process); the default is
+thread mode. With ``--shared-report FILE`` the same line is also appended to FILE, which many
+workers share (one small ``O_APPEND`` write per line, so lines never interleave): the benchmark
+follows one file instead of polling one per pod, so its own polling takes no CPU from the pods
+it measures.
 """
 
 from __future__ import annotations
@@ -28,6 +31,40 @@ from typing import Any
 import hotconf
 
 
+def _write(line: dict[str, Any], report: str, shared: str | None) -> None:
+    text = json.dumps(line) + "\n"
+    with open(report, "a", encoding="utf-8") as f:
+        f.write(text)
+    if shared:
+        with open(shared, "a", encoding="utf-8") as f:
+            f.write(text)
+
+
+class ProcessTask:
+    """The task of ``--mode process``: picklable, and it counts generations in the report."""
+
+    def __init__(self, pod: str, report: str, shared: str | None) -> None:
+        self.pod, self.report, self.shared = pod, report, shared
+
+    def __call__(self, config: hotconf.Config, draining: Any) -> None:
+        try:
+            with open(self.report, encoding="utf-8") as f:
+                generation = 1 + sum(1 for _ in f)
+        except FileNotFoundError:
+            generation = 1
+        line = {
+            "pod": self.pod,
+            "pid": os.getpid(),
+            "generation": generation,
+            "revision": config.revision,
+            "value": config.data.get("value"),
+            "size": sum(len(v.encode()) for v in config.data.values()),
+            "t": time.time(),
+        }
+        _write(line, self.report, self.shared)
+        draining.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", required=True)
@@ -35,6 +72,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     parser.add_argument("--pod", required=True)
     parser.add_argument("--shared-report")
+    parser.add_argument("--mode", choices=("thread", "process"), default="thread")
     args = parser.parse_args()
     generation = 0
 
@@ -70,9 +108,11 @@ def main() -> None:
                 shared.write(text)
         draining.wait()
 
+    if args.mode == "process":
+        task = ProcessTask(args.pod, args.report, args.shared_report)
     hotconf.run(
         task,
-        mode="thread",
+        mode=args.mode,
         socket=args.socket,
         configmap=args.configmap,
         validate=validate,
