@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,21 @@ def ignores_sigterm(config: Config, draining: Any) -> None:
     record(config, "start")
     while True:
         time.sleep(0.05)
+
+
+def leaves_a_thread(config: Config, draining: Any) -> None:
+    """Like :func:`cooperative`, but on draining starts a non-daemon thread that logs
+    ``thread <value>`` ``drain_delay`` seconds later, and returns at once: the process is not
+    done until that thread is."""
+    record(config, "start")
+    draining.wait()
+
+    def later() -> None:
+        time.sleep(float(config.data.get("drain_delay", "0.3")))
+        record(config, "thread")
+
+    threading.Thread(target=later, daemon=False).start()
+    record(config, "stop")
 
 
 def returns_at_once(config: Config, draining: Any) -> None:

@@ -35,13 +35,20 @@ Consequences for the application, also stated in errors:
   sit under ``if __name__ == "__main__":``.
 
 A child signals the parent through a pipe when the task begins (the ACK waits for it) and, if the
-task raises, sends the traceback. A child ignores SIGINT: Ctrl-C reaches the parent, which drains
-the child through ``draining``. Past the drain deadline it gets SIGTERM, then SIGKILL after
-``kill_grace``.
+task raises, sends the traceback. **A quick end.** When the task returns and the child has nothing
+else left to run (no other non-daemon thread, no multiprocessing child: what its normal exit
+would wait for), it says "returned" and ends with ``os._exit`` at once, after flushing its
+output: the runner counts the generation ended on that message, so the next one starts without
+waiting for multiprocessing's exit path and the fork server's report of the exit status (about
+1-2 ms); the process is reaped in the background, and before the runner returns. A child that
+still has threads running ends the usual way, and the runner waits for it to be gone. A child
+ignores SIGINT: Ctrl-C reaches the parent, which drains the child through ``draining``. Past
+the drain deadline it gets SIGTERM, then SIGKILL after ``kill_grace``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -120,7 +127,22 @@ def _child(
         status.send(("failed", traceback.format_exc()))
         status.close()
         sys.exit(1)
+    if _nothing_left_to_run():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        status.send(("returned", now()))
+        os._exit(0)  # nothing of the task can run after this message: the next one may start
     status.close()
+
+
+def _nothing_left_to_run() -> bool:
+    """Whether the child's normal exit would wait for nothing: no other non-daemon thread and
+    no multiprocessing child of the task's (the follow_lifeline thread is a daemon)."""
+    current = threading.current_thread()
+    if any(t is not current and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        return False
+    return not multiprocessing.active_children()
 
 
 class _Standby:
@@ -184,6 +206,8 @@ class _ProcessGeneration(Generation):
         self.task = task
         self._standby = standby
         self.watcher: threading.Thread | None = None
+        #: The child said "returned": the run is over, its process is being reaped.
+        self.returned = False
 
     @property
     def standby(self) -> _Standby:
@@ -252,17 +276,24 @@ class _ProcessGeneration(Generation):
         process = self.process
         error = None
         reader_open = True
-        while reader_open:
+        while reader_open and not self.returned:
             ready = multiprocessing.connection.wait([self.reader, process.sentinel])
             try:
                 while self.reader.poll():
                     kind, payload = self.reader.recv()
                     if kind == "failed":
                         error = str(payload)
+                    elif kind == "returned":
+                        self.returned = True
             except (EOFError, OSError, ValueError):
                 reader_open = False
             if process.sentinel in ready:
                 break
+        if self.returned:  # the child runs nothing of the task any more (see _child)
+            self.post(Exited(self, None))
+            process.join()
+            self.reader.close()
+            return
         process.join()
         self.reader.close()
         self.post(Exited(self, error))
@@ -285,9 +316,16 @@ class _ProcessGeneration(Generation):
         return True
 
     def reap(self) -> None:
-        if self.watcher is not None:
+        # After "returned" the watcher only reaps the process (its exit is a matter of
+        # milliseconds): the runner joins it later, off the switch-over's path (_finish_reaping).
+        if self.watcher is not None and not self.returned:
             self.watcher.join()
         self.standby.control.close()  # the process has ended: its lifeline is no longer needed
+
+    def finish_reaping(self) -> None:
+        """Wait until the process is reaped (after "returned", the watcher does it)."""
+        if self.watcher is not None:
+            self.watcher.join()
 
 
 class ProcessRunner(BlockingRunner):
@@ -302,6 +340,8 @@ class ProcessRunner(BlockingRunner):
     def __init__(self, task: Callable[..., Any], **options: Unpack[RunnerOptions]) -> None:
         super().__init__(task, **options)
         self._standby: _Standby | None = None
+        #: Generations whose process may still be being reaped (they said "returned").
+        self._reaping: list[_ProcessGeneration] = []
 
     def run(self) -> None:
         _warm_fork_server(self.task)
@@ -311,6 +351,12 @@ class ProcessRunner(BlockingRunner):
             if self._standby is not None:
                 self._standby.discard()
                 self._standby = None
+            self._finish_reaping()
+
+    def _finish_reaping(self) -> None:
+        reaping, self._reaping = self._reaping, []
+        for generation in reaping:
+            generation.finish_reaping()
 
     def _supervise(self) -> None:
         self._standby = _Standby(self.task)  # an unpicklable task fails here, at once
@@ -318,12 +364,19 @@ class ProcessRunner(BlockingRunner):
 
     def _generation(self, config: Config) -> Generation:
         standby, self._standby = self._standby, None
-        return _ProcessGeneration(self.task, standby, config, self._inbox.put)
+        generation = _ProcessGeneration(self.task, standby, config, self._inbox.put)
+        self._reaping.append(generation)
+        return generation
 
     def _launch(self) -> None:
-        """Launch the target on the standby, then fork the next standby (after the ACK: off
-        the switch-over's path)."""
+        """Launch the target on the standby, then (after the ACK: off the switch-over's path)
+        reap the generations before it and fork the next standby."""
         super()._launch()
+        current = self._gen
+        done = [g for g in self._reaping if g is not current]
+        self._reaping = [g for g in self._reaping if g is current]
+        for generation in done:
+            generation.finish_reaping()
         if self._standby is None and not self._stopping:
             try:
                 self._standby = _Standby(self.task)
