@@ -14,6 +14,7 @@
   cert-manager for its caBundle; the webhook is registered as the brief requires;
 - the webhook is sent, and the operator's pod watch selects, only pods labelled
   ``hotconf.dev/inject: "true"``, unless legacyAnnotationOptIn sends and watches every pod;
+- historyLimit reaches the operator as HOTCONF_HISTORY_LIMIT;
 - NOTES.txt names objects that the chart really creates, and its JSON patch parses."""
 
 from __future__ import annotations
@@ -429,3 +430,10 @@ def test_pod_monitor_selects_what_the_webhook_injects(chart) -> None:
     ).one("PodMonitor")
     assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     assert not chart.scenario("default-values.yaml").of_kind("PodMonitor")
+
+
+def test_history_limit_reaches_the_operator(chart) -> None:
+    default = parse_settings([], env_of(operator_container(chart.scenario("default-values.yaml"))))
+    assert default.history_limit == 10
+    rendered = chart.render("--set", "historyLimit=25")
+    assert parse_settings([], env_of(operator_container(rendered))).history_limit == 25
