@@ -173,45 +173,44 @@ class Store:
         ``fsync``): appended to the ConfigMap's log, or written whole to a new log before the
         previous file goes."""
         ref = push.snapshot.ref
-        record = payload + b"\n"
+        size = len(payload) + 1
         current = self._files.get(ref)
         try:
-            if (
-                current is not None
-                and current.appendable
-                and current.size + len(record) <= ROLL_BYTES
-            ):
-                self._append(current, record)
+            if current is not None and current.appendable and current.size + size <= ROLL_BYTES:
+                self._append(current, payload)
             else:
-                self._start(ref, push.sequence, record, previous=current)
+                self._start(ref, push.sequence, payload, previous=current)
         except OSError as exc:
             raise StoreError(f"cannot persist {push.snapshot.ref} in {self.dir}: {exc}") from exc
 
-    def _write(self, fd: int, record: bytes) -> None:
-        view = memoryview(record)
-        while view:
-            view = view[os.write(fd, view) :]
+    def _write(self, fd: int, payload: bytes) -> None:
+        """Write one record, ``payload`` and a LF, with no copy of ``payload`` (1 MiB at most)."""
+        done = os.writev(fd, (payload, b"\n"))
+        if done <= len(payload):  # a short write: the rest, byte for byte
+            view = memoryview(payload + b"\n")[done:]
+            while view:
+                view = view[os.write(fd, view) :]
         if self._fsync:
             os.fsync(fd)
 
-    def _append(self, current: _File, record: bytes) -> None:
+    def _append(self, current: _File, payload: bytes) -> None:
         fd = os.open(current.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         try:
-            self._write(fd, record)
+            self._write(fd, payload)
         except OSError:
             current.appendable = False  # it may end in part of this record now
             raise
         finally:
             os.close(fd)
-        current.size += len(record)
+        current.size += len(payload) + 1
 
     def _start(
-        self, ref: ConfigMapRef, sequence: int, record: bytes, *, previous: _File | None
+        self, ref: ConfigMapRef, sequence: int, payload: bytes, *, previous: _File | None
     ) -> None:
         path = self._path(ref, sequence)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            self._write(fd, record)
+            self._write(fd, payload)
         finally:
             os.close(fd)
         if self._fsync:
@@ -220,7 +219,7 @@ class Store:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        self._files[ref] = _File(path, len(record), appendable=True)
+        self._files[ref] = _File(path, len(payload) + 1, appendable=True)
         if previous is None or previous.path == path:
             return
         try:
