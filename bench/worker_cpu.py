@@ -84,7 +84,7 @@ def main() -> None:
         command = [sys.executable]
         if args.profile:
             command += ["-m", "cProfile", "-o", args.profile]
-        env = os.environ
+        env = dict(os.environ)
         if args.worker == "e2e":
             env = {
                 **env,
