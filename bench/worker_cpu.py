@@ -78,17 +78,27 @@ def main() -> None:
         help="the worker: a minimal task, or the end-to-end benchmark's (hotconf_e2e.worker)",
     )
     parser.add_argument("--profile", help="run the worker under cProfile, write stats here")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="run the worker under valgrind's callgrind and count its instructions per config",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeRelay(Path(tmp) / "hotconf.sock") as relay:
         relay.publish({"value": "first"})
         command = [sys.executable]
+        if args.callgrind:
+            out = Path(tmp) / "callgrind.out"
+            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command]
         if args.profile:
             command += ["-m", "cProfile", "-o", args.profile]
         env = dict(os.environ)
         if args.worker == "e2e":
             env = {
                 **env,
-                "PYTHONPATH": str(ROOT / "tests" / "support"),
+                "PYTHONPATH": os.pathsep.join(
+                    [str(ROOT / "tests" / "support"), *filter(None, [env.get("PYTHONPATH")])]
+                ),
                 "HOTCONF_NAMESPACE": "default",
             }
             command += ["-m", "hotconf_e2e.worker", "--socket", str(relay.path)]
@@ -100,7 +110,7 @@ def main() -> None:
             command += [str(script), str(relay.path)]
         worker = subprocess.Popen(command, env=env)
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + (120 if args.callgrind else 20)
             while not relay.clients() or relay.clients()[0].verdicts.get(relay.ref) is None:
                 if time.monotonic() > deadline:
                     raise SystemExit("the worker did not connect")
@@ -112,6 +122,8 @@ def main() -> None:
                     time.sleep(args.pause)
                 if n == args.warmup:
                     cpu = cpu_seconds(worker.pid)
+                    if args.callgrind:
+                        subprocess.run(["callgrind_control", "--zero", str(worker.pid)], check=True)
                 data = {"value": str(n)}
                 if args.yaml:
                     data["app.yaml"] = f"# {n}\n" + YAML
@@ -123,9 +135,14 @@ def main() -> None:
                 if n >= args.warmup:
                     timings.append(elapsed * 1000)
             cpu = cpu_seconds(worker.pid) - cpu
+            if args.callgrind:
+                subprocess.run(["callgrind_control", "--dump", str(worker.pid)], check=True)
+                dumps = sorted(Path(tmp).glob("callgrind.out.*"))
+                instructions = int(dumps[-1].read_text().split("summary:")[1].split()[0])
+                print(f"worker instructions per config: {instructions / args.configs:,.0f}")
         finally:
             worker.terminate()
-            worker.wait(15)
+            worker.wait(60)
     timings.sort()
     print(
         f"worker CPU per config: {cpu * 1000 / args.configs:.3f} ms; publish -> ACK "
