@@ -3,10 +3,16 @@
 Runs a relay (:class:`hotconf.testing.FakeRelay`) in this process and one worker process like
 the end-to-end benchmark's: its task notes the revision and waits for ``draining``. Publishes N
 new revisions one after the other, each waiting for the worker's ACK, and reports the worker's
-CPU time per config (utime+stime from ``/proc/<pid>/stat``, so the figure holds on a busy
-machine) and the publish-to-ACK latency.
+CPU time per config and the publish-to-ACK latency. The CPU is the sum over the worker's threads
+of the time the kernel ran them (``/proc/<pid>/task/*/schedstat``, in nanoseconds; thread mode's
+threads live as long as the worker), so the figure holds on a busy machine.
 
-    .venv/bin/python bench/worker_cpu.py [--configs 500] [--yaml] [--profile out.prof]
+    .venv/bin/python bench/worker_cpu.py [--configs 500] [--pause 0.15] [--yaml] [--worker e2e]
+
+``--worker e2e`` runs the end-to-end benchmark's own worker
+(``tests/support/hotconf_e2e/worker.py``: its ``validate`` hook and report lines included) instead
+of the minimal one; ``--pause`` sleeps between configs, as the end-to-end rounds do (a worker
+woken after a pause spends several times the CPU of one fed back to back).
 
 ``--yaml`` adds a 2 KiB ``app.yaml`` key to every config (parsed and validated by the worker);
 ``--profile`` runs the worker under cProfile. Results go to ``docs/performance.md`` by hand.
@@ -40,28 +46,71 @@ YAML = "".join(
 )
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time the kernel ran the live threads of ``pid`` (schedstat: nanoseconds)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except FileNotFoundError:
+            pass  # a thread that just ended
+    return total / 1e9
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds between configs (the end-to-end benchmark pauses ~0.15 s per round)",
+    )
     parser.add_argument("--yaml", action="store_true", help="add a 2 KiB app.yaml key")
+    parser.add_argument(
+        "--worker",
+        choices=("minimal", "e2e"),
+        default="minimal",
+        help="the worker: a minimal task, or the end-to-end benchmark's (hotconf_e2e.worker)",
+    )
     parser.add_argument("--profile", help="run the worker under cProfile, write stats here")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="run the worker under valgrind's callgrind and count its instructions per config",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeRelay(Path(tmp) / "hotconf.sock") as relay:
         relay.publish({"value": "first"})
         command = [sys.executable]
+        if args.callgrind:
+            out = Path(tmp) / "callgrind.out"
+            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command]
         if args.profile:
             command += ["-m", "cProfile", "-o", args.profile]
-        script = Path(tmp) / "worker.py"
-        script.write_text(WORKER)
-        worker = subprocess.Popen([*command, str(script), str(relay.path)])
+        env = dict(os.environ)
+        if args.worker == "e2e":
+            env = {
+                **env,
+                "PYTHONPATH": os.pathsep.join(
+                    [str(ROOT / "tests" / "support"), *filter(None, [env.get("PYTHONPATH")])]
+                ),
+                "HOTCONF_NAMESPACE": "default",
+            }
+            command += ["-m", "hotconf_e2e.worker", "--socket", str(relay.path)]
+            command += ["--configmap", "app", "--pod", "bench-worker"]
+            command += ["--report", f"{tmp}/report.jsonl", "--shared-report", f"{tmp}/all.jsonl"]
+        else:
+            script = Path(tmp) / "worker.py"
+            script.write_text(WORKER)
+            command += [str(script), str(relay.path)]
+        worker = subprocess.Popen(command, env=env)
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + (120 if args.callgrind else 20)
             while not relay.clients() or relay.clients()[0].verdicts.get(relay.ref) is None:
                 if time.monotonic() > deadline:
                     raise SystemExit("the worker did not connect")
@@ -69,8 +118,12 @@ def main() -> None:
             timings = []
             cpu = 0.0
             for n in range(args.warmup + args.configs):
+                if args.pause:
+                    time.sleep(args.pause)
                 if n == args.warmup:
                     cpu = cpu_seconds(worker.pid)
+                    if args.callgrind:
+                        subprocess.run(["callgrind_control", "--zero", str(worker.pid)], check=True)
                 data = {"value": str(n)}
                 if args.yaml:
                     data["app.yaml"] = f"# {n}\n" + YAML
@@ -82,9 +135,14 @@ def main() -> None:
                 if n >= args.warmup:
                     timings.append(elapsed * 1000)
             cpu = cpu_seconds(worker.pid) - cpu
+            if args.callgrind:
+                subprocess.run(["callgrind_control", "--dump", str(worker.pid)], check=True)
+                dumps = sorted(Path(tmp).glob("callgrind.out.*"))
+                instructions = int(dumps[-1].read_text().split("summary:")[1].split()[0])
+                print(f"worker instructions per config: {instructions / args.configs:,.0f}")
         finally:
             worker.terminate()
-            worker.wait(15)
+            worker.wait(60)
     timings.sort()
     print(
         f"worker CPU per config: {cpu * 1000 / args.configs:.3f} ms; publish -> ACK "

@@ -157,6 +157,22 @@ def test_the_limit_counts_values_only_as_the_api_server_does() -> None:
     assert isinstance(decoded, p.ConfigSnapshot) and dict(decoded.data) == data
 
 
+def test_the_limit_counts_utf8_bytes_of_non_ascii_values() -> None:
+    """The size is UTF-8 bytes, not characters, for a text that is not ASCII (an ASCII text is
+    measured without being encoded): a config of multi-byte characters under 1 MiB of characters
+    but over 1 MiB of bytes is refused, and an ASCII one of exactly 1 MiB is not."""
+    count = p.MAX_CONFIG_BYTES // 2 + 1  # "é" is two bytes in UTF-8
+    data = {"a": "x", "b": "é" * count}
+    assert p.ConfigSnapshot("d", "a", "r", data).size == 1 + 2 * count
+    body = json.dumps(
+        {"type": "config", "namespace": "d", "name": "a", "revision": "r", "data": data}
+    ).encode()
+    with pytest.raises(ProtocolError) as info:
+        p.FrameDecoder().feed(frame(body))
+    assert info.value.code == "config_too_large"
+    assert f"{1 + 2 * count} bytes" in info.value.message
+
+
 def test_revision_is_a_content_hash() -> None:
     assert p.compute_revision({"a": "1"}) == p.compute_revision({"a": "1"})
     assert p.compute_revision({"a": "1"}) != p.compute_revision({"a": "2"})

@@ -143,7 +143,9 @@ class ConfigSnapshot:
     @property
     def size(self) -> int:
         """Bytes of data as the API server's ConfigMap limit counts them: the values only."""
-        return sum(len(v.encode()) for v in self.data.values()) + sum(
+        # An ASCII text has as many bytes as characters (``isascii`` reads a flag of the str,
+        # where ``encode`` would copy the text): a 1 MiB config is not copied to be measured.
+        return sum(len(v) if v.isascii() else len(v.encode()) for v in self.data.values()) + sum(
             len(v) for v in self.binary_data.values()
         )
 
@@ -253,9 +255,13 @@ def to_wire(message: Message) -> dict[str, Any]:
     raise TypeError(f"not a hotconf protocol message: {message!r}")  # pragma: no cover
 
 
+#: One encoder for every frame: ``json.dumps`` with options builds a new encoder per call.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_body(message: Message) -> bytes:
     """The body of ``message``'s frame: compact UTF-8 JSON (a push envelope carries it too)."""
-    body = json.dumps(to_wire(message), ensure_ascii=False, separators=(",", ":")).encode()
+    body = _ENCODER.encode(to_wire(message)).encode()
     if len(body) > MAX_FRAME_BYTES:
         raise ProtocolError(
             "frame_too_large",

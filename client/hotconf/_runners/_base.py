@@ -230,7 +230,8 @@ class BaseRunner:
     def _set_state(self, state: RunnerState) -> None:
         with self._state_lock:
             if self._state is not state:
-                logger.debug("hotconf: runner %s -> %s", self._state.value, state.value)
+                if logger.isEnabledFor(logging.DEBUG):  # not the enum lookups on every config
+                    logger.debug("hotconf: runner %s -> %s", self._state.value, state.value)
                 self._state = state
 
     def _begin(self) -> None:
@@ -370,6 +371,8 @@ class BaseRunner:
             logger.info(
                 "hotconf: %s task restarted on %s revision %s", self.mode, ref, revision[:19]
             )
+        if self.options.on_event is None:
+            return  # no event to build
         self._emit(
             ReloadEvent(
                 "started" if first else "reloaded",

@@ -87,25 +87,28 @@ def main() -> None:
         if reject in ("*", args.pod):
             raise hotconf.ConfigRejected(f"{args.pod} refuses this config (reject={reject})")
 
+    # Opened once for appending: each line is one write(2), the least a benchmark's worker can
+    # do per config (opening both files per line cost it about a tenth of its CPU per update).
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    reports = [os.open(path, flags, 0o644) for path in (args.report, args.shared_report) if path]
+    pid = os.getpid()
+
     def task(config: hotconf.Config, draining: threading.Event) -> Any:
         nonlocal generation
         generation += 1
         line = {
             "pod": args.pod,
-            "pid": os.getpid(),
+            "pid": pid,
             "generation": generation,
             "revision": config.revision,
             "value": config.data.get("value"),
             # Bytes of the values, as the API server counts them for its 1 MiB limit.
-            "size": sum(len(v.encode()) for v in config.data.values()),
+            "size": sum(len(v) if v.isascii() else len(v.encode()) for v in config.data.values()),
             "t": time.time(),
         }
-        text = json.dumps(line) + "\n"
-        with open(args.report, "a", encoding="utf-8") as report:
-            report.write(text)
-        if args.shared_report:
-            with open(args.shared_report, "a", encoding="utf-8") as shared:
-                shared.write(text)
+        text = (json.dumps(line) + "\n").encode()
+        for fd in reports:
+            os.write(fd, text)
         draining.wait()
 
     if args.mode == "process":
