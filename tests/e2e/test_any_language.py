@@ -30,8 +30,7 @@ from typing import Any
 
 import pytest
 from hotconf_e2e import OperatorProcess, configmap_manifest, free_port, kubectl, wait_for
-from hotconf_e2e.chart import helm, install_chart
-from hotconf_e2e.kubelet import KubeletPod, sidecar_of
+from hotconf_e2e.kubelet import KubeletPod, injecting_operator, sidecar_of
 from kube_control_plane import ApiError
 
 pytestmark = pytest.mark.e2e
@@ -42,59 +41,14 @@ APPS = Path(__file__).parent / "apps"
 @pytest.fixture
 def injecting(cluster: Any, tmp_path: Path) -> Iterator[OperatorProcess]:
     """The chart's webhook for this test's namespace, calling an operator that injects."""
-    port = free_port()
-    release = install_chart(
-        cluster.control_plane,
-        release="hotconf-lang",
-        namespace="hotconf-lang",
-        values={
-            "webhook.url": f"https://127.0.0.1:{port}/inject-sidecar",
-            "webhook.failurePolicy": "Fail",  # a webhook that is not called fails the test
-            "webhook.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name": (
-                cluster.namespace
-            ),
-        },
-    )
-    operator = OperatorProcess(
-        kubeconfig=release.operator_kubeconfig(tmp_path / "op.kubeconfig"),
-        key_file=cluster.key_file,
-        workdir=cluster.workdir,
-        extra=(
-            "--webhook-port", str(port),
-            "--webhook-cert-secret", f"{release.namespace}/hotconf-lang-webhook-tls",
-            "--webhook-hosts", "127.0.0.1",
-            "--webhook-configuration", "hotconf-lang",
-            "--sidecar-image", "registry.example/hotconf:1",
-        ),
-    ).start()  # fmt: skip
-    try:
+    with injecting_operator(cluster, tmp_path, name="hotconf-lang") as operator:
         yield operator
-    finally:
-        code = operator.stop()
-        helm(cluster.control_plane.kubeconfig, "uninstall", release.name, "-n", release.namespace)
-        assert code == 0, operator.logs()[-4000:]
 
 
 def _admitted(pod: KubeletPod) -> KubeletPod:
     """Create the pod through the webhook and run it."""
-    _create(pod)
+    pod.create_through_webhook()
     return pod.run()
-
-
-def _create(pod: KubeletPod) -> None:
-    """Create the pod, retrying while the operator's webhook is still starting (the API server
-    then refuses it, failurePolicy Fail)."""
-
-    def attempt() -> bool:
-        try:
-            pod.create_object()
-        except ApiError as exc:
-            if "inject.hotconf.dev" in str(exc):
-                return False
-            raise
-        return True
-
-    wait_for(f"pod {pod.name} admitted through the webhook", attempt, timeout=30, every=0.2)
 
 
 def _lines(path: Path) -> list[str]:
@@ -277,7 +231,7 @@ def test_a_pod_with_every_adapter_passes_the_restricted_pod_security_profile(
                   "securityContext": {"runAsUser": 1000, "fsGroup": 1000}},
     )  # fmt: skip
     try:
-        _create(pod)  # admitted is what this test is about; it is not run
+        pod.create_through_webhook()  # admitted is what this test is about; it is not run
         stored = pod.stored
         assert stored["spec"]["shareProcessNamespace"] is True
         assert sidecar_of(stored)["securityContext"]["runAsUser"] == 1000

@@ -15,62 +15,29 @@ the operator would inject if it were sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hotconf_e2e import OperatorProcess, configmap_manifest, free_port, kubectl, wait_for
-from hotconf_e2e.chart import ChartRelease, helm, install_chart
-from hotconf_e2e.kubelet import KubeletPod, sidecar_of
-from kube_control_plane import ApiError
+from hotconf_e2e import OperatorProcess, configmap_manifest, kubectl, wait_for
+from hotconf_e2e.kubelet import KubeletPod, injecting_operator, sidecar_of
 
 from hotconf_wire.envelope import DEFAULT_PORT
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def webhook_release(cluster: Any) -> Iterator[tuple[ChartRelease, int]]:
-    """The chart with its webhook calling https://127.0.0.1:PORT, for this test's namespace only."""
-    port = free_port()
-    release = install_chart(
-        cluster.control_plane,
-        release="hotconf-webhook",
-        namespace="hotconf-webhook",
-        values={
-            "webhook.url": f"https://127.0.0.1:{port}/inject-sidecar",
-            "webhook.failurePolicy": "Fail",  # a webhook that is not called fails the test
-            "webhook.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name": (
-                cluster.namespace
-            ),
-        },
-    )
-    try:
-        yield release, port
-    finally:
-        helm(cluster.control_plane.kubeconfig, "uninstall", release.name, "-n", release.namespace)
-
-
 def test_api_server_calls_the_webhook_and_the_injected_pod_runs(
-    cluster: Any, webhook_release: tuple[ChartRelease, int], tmp_path: Path
+    cluster: Any, tmp_path: Path
 ) -> None:
-    release, port = webhook_release
     # The operator makes the serving certificate (kept in the Secret the chart names) and sets
     # the configuration's caBundle itself, as the chart's Deployment tells it to, as the chart's
     # ServiceAccount; nothing of it is rendered.
-    operator = OperatorProcess(
-        kubeconfig=release.operator_kubeconfig(tmp_path / "op.kubeconfig"),
-        key_file=cluster.key_file,
-        workdir=cluster.workdir,
-        extra=(
-            "--webhook-port", str(port),
-            "--webhook-cert-secret", f"{release.namespace}/hotconf-webhook-webhook-tls",
-            "--webhook-hosts", "127.0.0.1",
-            "--webhook-configuration", "hotconf-webhook",
-            "--sidecar-image", "registry.example/hotconf:1",
-        ),
-    ).start()  # fmt: skip
+    with injecting_operator(cluster, tmp_path, name="hotconf-webhook") as operator:
+        _injected_pods_run(cluster, operator)
+
+
+def _injected_pods_run(cluster: Any, operator: OperatorProcess) -> None:
     started: list[KubeletPod] = []
     try:
         kubectl(cluster.kubeconfig, "apply", "-f", "-",
@@ -78,7 +45,8 @@ def test_api_server_calls_the_webhook_and_the_injected_pod_runs(
         for i in range(2):
             pod = KubeletPod(api=cluster.api, workdir=cluster.workdir, name=f"injected-{i}",
                              ip=f"127.0.0.{60 + i}", configmap="app")  # fmt: skip
-            _create_when_webhook_serves(pod)
+            pod.create_through_webhook()
+            assert json.dumps(pod.stored["spec"]).count("hotconf-sidecar") >= 1
             started.append(pod)
         stored = started[0].stored
         sidecar = sidecar_of(stored)
@@ -115,22 +83,3 @@ def test_api_server_calls_the_webhook_and_the_injected_pod_runs(
     finally:
         for pod in started:
             pod.stop()
-        code = operator.stop()
-    assert code == 0, operator.logs()[-4000:]
-
-
-def _create_when_webhook_serves(pod: KubeletPod) -> None:
-    """Create the pod; while the operator's webhook is still starting, the API server refuses it
-    (failurePolicy Fail): retry until it is admitted."""
-
-    def attempt() -> bool:
-        try:
-            pod.create_object()
-        except ApiError as exc:
-            if "inject.hotconf.dev" in str(exc):
-                return False
-            raise
-        return True
-
-    wait_for(f"pod {pod.name} admitted through the webhook", attempt, timeout=30, every=0.2)
-    assert json.dumps(pod.stored["spec"]).count("hotconf-sidecar") >= 1

@@ -26,17 +26,63 @@ cluster.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hotconf_e2e import BIN, Pod, _env, running_status, wait_for
+from kube_control_plane import ApiError
 
-__all__ = ["KubeletPod", "sidecar_of"]
+from hotconf_e2e import BIN, OperatorProcess, Pod, _env, free_port, running_status, wait_for
+from hotconf_e2e.chart import ChartRelease, helm, install_chart
+
+__all__ = ["KubeletPod", "injecting_operator", "sidecar_of"]
+
+
+@contextlib.contextmanager
+def injecting_operator(cluster: Any, workdir: Path, *, name: str) -> Iterator[OperatorProcess]:
+    """The chart installed as release ``name`` with its webhook calling
+    ``https://127.0.0.1:PORT`` for ``cluster``'s namespace only (failurePolicy Fail: a webhook
+    that is not called fails the test), and the operator serving it there, as the chart's
+    ServiceAccount, with the certificate and caBundle it makes itself. Checks that the operator
+    exits 0, and uninstalls the release."""
+    port = free_port()
+    release: ChartRelease = install_chart(
+        cluster.control_plane,
+        release=name,
+        namespace=name,
+        values={
+            "webhook.url": f"https://127.0.0.1:{port}/inject-sidecar",
+            "webhook.failurePolicy": "Fail",
+            "webhook.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name": (
+                cluster.namespace
+            ),
+        },
+    )
+    try:
+        operator = OperatorProcess(
+            kubeconfig=release.operator_kubeconfig(workdir / f"{name}.kubeconfig"),
+            key_file=cluster.key_file,
+            workdir=cluster.workdir,
+            extra=(
+                "--webhook-port", str(port),
+                "--webhook-cert-secret", f"{release.namespace}/{name}-webhook-tls",
+                "--webhook-hosts", "127.0.0.1",
+                "--webhook-configuration", name,
+                "--sidecar-image", "registry.example/hotconf:1",
+            ),
+        ).start()  # fmt: skip
+        try:
+            yield operator
+        finally:
+            code = operator.stop()
+        assert code == 0, operator.logs()[-4000:]
+    finally:
+        helm(cluster.control_plane.kubeconfig, "uninstall", release.name, "-n", release.namespace)
 
 
 def sidecar_of(pod: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +123,21 @@ class KubeletPod(Pod):
         self.stored: dict[str, Any] = {}
         # emptyDir volumes live under a short path: a Unix socket path has at most 107 bytes.
         self.volumes = Path(tempfile.mkdtemp(prefix="hotconf-pod-"))
+
+    def create_through_webhook(self) -> None:
+        """Create the pod, retrying while the operator's webhook is still starting (the API
+        server then refuses it, with failurePolicy Fail)."""
+
+        def attempt() -> bool:
+            try:
+                self.create_object()
+            except ApiError as exc:
+                if "inject.hotconf.dev" in str(exc):
+                    return False
+                raise
+            return True
+
+        wait_for(f"pod {self.name} admitted through the webhook", attempt, timeout=30, every=0.2)
 
     def create_object(self) -> None:
         self.stored = self.api.create_pod(
