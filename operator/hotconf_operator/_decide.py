@@ -13,12 +13,13 @@ The content revision (:func:`hotconf_wire.protocol.compute_revision` over ``data
 * the same revision with the same schema annotations (a change of other annotations, our status
   included, or a re-list) is :attr:`Action.IGNORE`; the status is written again if someone
   removed it, unless a rollout in progress is about to write its own;
-* the same revision with changed schema annotations is :attr:`Action.RECHECK` when the pods run
-  it (a valid revision, no rollout running): validate and warn, push nothing;
+* the same revision with changed schema annotations is :attr:`Action.RECHECK` when it passed
+  validation: once its rollout (if one is running) has ended, validate it again and warn if it
+  fails, push nothing;
 * a new revision is :attr:`Action.ROLL_OUT`: validate, then push to every pod;
 * the first sight of a ConfigMap (start-up, a restart), a revision the status on the ConfigMap
   already names (another replica rolled it out while this one was paused), and a revision to
-  validate again (it was invalid, or its rollout was running, when its schemas changed) is
+  validate again (it was invalid, or still being validated, when its schemas changed) is
   :attr:`Action.RECONCILE`: validate, ask each pod what it holds, push only where it differs.
   A halted status of the same revision is kept: nothing more is pushed.
 """
@@ -145,9 +146,10 @@ def decide(event: ConfigMapSeen, state: ConfigMapState | None, *, rolling: bool)
     if state is not None and state.revision == event.revision:
         if state.schemas == event.schemas:
             return Decision(Action.IGNORE, restore_status=not rolling)
-        if state.snapshot is not None and not rolling:
+        if state.snapshot is not None:
+            # Validated: it rolls out (or has); the check follows its rollout, never cuts it.
             return Decision(Action.RECHECK)
-        revalidate = True  # it was invalid and may pass now, or its rollout had not finished
+        revalidate = True  # it was invalid and may pass now, or its validation is under way
     previous = event.status
     handled = previous is not None and previous.revision == event.revision
     if state is not None and not handled and not revalidate:

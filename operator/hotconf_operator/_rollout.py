@@ -164,7 +164,8 @@ class RolloutManager:
         if decision.action is Action.RECHECK:
             assert old is not None  # decide re-checks only a revision it knows
             old.schemas = event.schemas
-            self._start(event, self._recheck(old, event), what="schema check")
+            after = self._tasks.get(ref)  # a rollout (or an earlier check) still running
+            self._start(event, self._recheck(old, event, after=after), what="schema check")
             return
         state = ConfigMapState(
             ref=ref,
@@ -232,9 +233,18 @@ class RolloutManager:
             fetch_schema=self._fetch_schema,
         )
 
-    async def _recheck(self, state: ConfigMapState, event: ConfigMapSeen) -> None:
+    async def _recheck(
+        self, state: ConfigMapState, event: ConfigMapSeen, *, after: asyncio.Task[None] | None
+    ) -> None:
         """Validate the revision the pods run against changed schemas; warn if it fails them
-        (the pods keep it: it is what they run; the next change must pass)."""
+        (the pods keep it: it is what they run; the next change must pass).
+
+        ``after``: the task this check follows, left to end first (its rollout, Event and
+        history record included). Awaited, not shielded: cancelling the check (a new revision)
+        cancels that task too, as cancelling the rollout itself would."""
+        if after is not None and not after.done():
+            with contextlib.suppress(Exception):  # its own failure is its own to log
+                await after
         revision = event.revision[:19]
         try:
             await self._validate(event)

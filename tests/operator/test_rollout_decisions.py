@@ -100,8 +100,15 @@ def test_changed_schemas_validate_an_invalid_revision_again() -> None:
     assert (decision.action, decision.check_first) == (Action.RECONCILE, True)
 
 
-def test_changed_schemas_mid_rollout_validate_again() -> None:
-    assert decide(seen(**{SCHEMA: "{}"}), known(seen()), rolling=True).action is Action.RECONCILE
+def test_changed_schemas_mid_rollout_recheck_without_cutting_it() -> None:
+    # A validated revision keeps rolling out (its Event and history record too); the manager
+    # checks it against the new schemas once that task has ended.
+    assert decide(seen(**{SCHEMA: "{}"}), known(seen()), rolling=True).action is Action.RECHECK
+
+
+def test_changed_schemas_during_validation_validate_again() -> None:
+    decision = decide(seen(**{SCHEMA: "{}"}), known(seen(), valid=False), rolling=True)
+    assert (decision.action, decision.check_first) == (Action.RECONCILE, True)
 
 
 def test_a_revision_the_status_already_names_reconciles() -> None:

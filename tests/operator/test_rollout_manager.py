@@ -4,10 +4,13 @@ Proves: a new revision rolls out to every subscribed pod and the status says com
 revision again pushes nothing; a revision that fails validation is pushed nowhere and its status
 says invalid; a staged rollout halts at the first NACK and the pods not reached keep their
 config; a halted status found on the ConfigMap (an operator restart) is kept: nothing is pushed;
-an unreachable pod is pending and the rollout incomplete.
+an unreachable pod is pending and the rollout incomplete; a schema changed mid-rollout is checked
+once the rollout (its Event included) has ended, without cutting it short.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from operator_fakes import configmap, operator_parts, pod
 
@@ -108,3 +111,27 @@ async def test_an_unreachable_pod_is_pending() -> None:
     await parts.manager.wait_idle()
     assert counts(parts.status) == (Phase.INCOMPLETE, 1, 0, 1, 2)
     assert parts.reporter.reasons == []  # neither complete nor rejected: a sweep retries it
+
+
+async def test_a_schema_changed_mid_rollout_is_checked_once_the_rollout_ends() -> None:
+    parts = operator_parts([pod(0), pod(1)])
+    data = {"app.yaml": "port: 1"}
+    await parts.manager.configmap_seen(configmap(data))
+    await parts.manager.wait_idle()
+    parts.sidecars.gate = asyncio.Event()
+    data = {"app.yaml": "port: 2"}
+    await parts.manager.configmap_seen(configmap(data))
+    for _ in range(100):  # a few loop turns: validated, pushed, the answers held back
+        if len(parts.sidecars.pushes) == 4:
+            break
+        await asyncio.sleep(0)
+    assert len(parts.sidecars.pushes) == 4
+    strict = {"hotconf.dev/schema.app.yaml": '{"type": "object", "required": ["host"]}'}
+    await parts.manager.configmap_seen(configmap(data, annotations=strict))
+    parts.sidecars.gate.set()
+    await parts.manager.wait_idle()
+    # The rollout was not cut short nor validated again: both pods took it, then the warning.
+    assert len(parts.sidecars.pushes) == 4
+    assert counts(parts.status) == (Phase.COMPLETE, 2, 0, 0, 2)
+    assert parts.reporter.reasons == ["RolloutComplete", "RolloutComplete", "SchemaCheckFailed"]
+    assert "missing required property 'host'" in parts.reporter.messages[-1]

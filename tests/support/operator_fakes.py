@@ -10,6 +10,7 @@ does, with a settable list of subscribed pods. No HTTP, no kopf, no API server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,6 +50,8 @@ class FakeSidecars:
     reads: list[str] = field(default_factory=list)  # pod names, per state read
     probes: list[str] = field(default_factory=list)  # pod names, per probe (also a read)
     trusted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # uid -> key ids reported
+    #: When set, every push waits for it (a rollout caught mid-way); the push is recorded first.
+    gate: asyncio.Event | None = None
 
     def script(self, target: PodTarget, script: Script) -> None:
         self.scripts[target.uid] = script
@@ -79,6 +82,8 @@ class FakeSidecars:
         if script in REJECT_REASONS:
             raise PushRefused(script, "refused by the fake", status=REJECT_REASONS[script])
         self.pushes.append((target.name, snapshot.revision))
+        if self.gate is not None:
+            await self.gate.wait()
         if push.trust is not None and target.uid in self.trusted:
             self.trusted[target.uid] = tuple(sorted(key_id(k) for k in push.trust))
         held = self.held.setdefault(target.uid, {})
