@@ -306,6 +306,18 @@ class Pod:
             self.start_worker()
         return self
 
+    def wait_worker(self) -> None:
+        """Until the worker is connected to the sidecar's relay: a push before that is only
+        held (and counted so), which a test that counts applied pods must not race."""
+
+        def connected() -> bool:
+            assert self.worker is not None
+            if self.worker.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited: {self.logs('worker')}")
+            return (sample(self.metrics(), "hotconf_sidecar_clients_connected") or 0) >= 1
+
+        wait_for(f"worker {self.name} connected", connected)
+
     def reports(self) -> list[dict[str, Any]]:
         return read_reports(self.report)
 
@@ -489,7 +501,8 @@ def pods(
     first_ip: int = 10,
     **options: Any,
 ) -> Iterator[list[Pod]]:
-    """``count`` pods on 127.0.0.<first_ip>... (all started, all stopped afterwards)."""
+    """``count`` pods on 127.0.0.<first_ip>... (all started, their workers connected; all
+    stopped afterwards)."""
     started: list[Pod] = []
     try:
         for i in range(count):
@@ -504,6 +517,9 @@ def pods(
             )
             started.append(pod)
             pod.start()
+        for pod in started:
+            if pod.with_worker:
+                pod.wait_worker()
         yield started
     finally:
         for pod in started:
