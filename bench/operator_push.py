@@ -147,7 +147,14 @@ async def rollouts(ports: list[int], rounds: int, gc_policy: bool) -> dict[str, 
         PodTarget(namespace="default", name=f"app-{i}", uid=f"uid-{i:08d}", ip=host_of(i), port=p)
         for i, p in enumerate(ports)
     ]
-    pusher = Pusher(PushConfig(concurrency=256))
+    try:  # as __main__ builds it; code from before the own push client had no such limit
+        from hotconf_operator._sidecar_http import raise_open_files_limit
+
+        pusher = Pusher(
+            PushConfig(concurrency=256), max_idle=max(64, raise_open_files_limit() // 2)
+        )
+    except ImportError:
+        pusher = Pusher(PushConfig(concurrency=256))
     metrics = Metrics()
     manager = RolloutManager(
         deliverer=Deliverer(pusher=pusher, signer=Signer.generate(), metrics=metrics),
@@ -208,7 +215,7 @@ Endpoint_hook: list[Any] = [lambda: None]
 
 
 def patch_writes() -> None:
-    """Count the push requests written: aiohttp writes each request's head (which carries the
+    """Count the push requests written: the push client writes each request's head (which has the
     signature header) with one ``transport.write``, the body with it or just after."""
     from asyncio import selector_events
 
