@@ -367,3 +367,45 @@ def test_validate_and_on_event_stay_serialized_across_the_hand_over(
     assert next(thread for e, thread in spy.events if e.kind == "reloaded").startswith(
         "hotconf-task-"
     )
+
+
+@pytest.mark.timeout(30)  # a deadlock shows as this timeout
+@pytest.mark.parametrize("where", ["on_event", "validate"])
+def test_close_from_a_callback_on_the_task_or_connection_thread_stops_the_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    log = tmp_path / "log"
+    holder: list[ThreadRunner] = []
+
+    def validate(config: hotconf.Config) -> None:
+        if where == "validate" and config.data["value"] == "two":  # the connection thread's
+            holder[0].close()
+
+    with FakeRelay(tmp_path / "s.sock") as relay:
+        relay.publish(cfg(tmp_path, "one"))
+        runner, spy = make(tmp_path, relay, monkeypatch, validate=validate)
+        holder.append(runner)
+        on_event = spy.on_event
+
+        def close_on_reload(event: hotconf.ReloadEvent) -> None:
+            on_event(event)
+            if where == "on_event" and event.kind == "reloaded":  # the task thread's
+                runner.close()
+
+        monkeypatch.setattr(spy, "on_event", close_on_reload)
+        with running(runner):
+            eventually(lambda: lines(log) == ["start one"], what="first generation")
+            supervisor_waits(runner)
+            relay.publish(cfg(tmp_path, "two"))
+            eventually(lambda: runner.state is hotconf.RunnerState.STOPPED, what="STOPPED")
+    two = revision(tmp_path, "two")
+    if where == "on_event" or "start two" in lines(log):
+        # The stop came during the hand-over (or, from validate, lost the race to it): the new
+        # generation ran, was ACKed, and was drained before run() returned.
+        assert lines(log) == ["start one", "stop one", "start two", "stop two"]
+        assert spy.kinds() == ["started", "reloaded", "stopped"]
+        assert ("Ack", two) in spy.verdicts()
+    else:  # the stop was handled before the old run returned: "two" never started
+        assert lines(log) == ["start one", "stop one"]
+        assert spy.kinds() == ["started", "stopped"]
+        assert ("Ack", two) not in spy.verdicts()

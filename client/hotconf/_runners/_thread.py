@@ -47,6 +47,7 @@ from hotconf._runners._base import (
     Exited,
     RunnerOptions,
     RunnerState,
+    Stop,
     _Target,
     now,
 )
@@ -159,6 +160,18 @@ class ThreadRunner(BlockingRunner):
         self._direct_deadline: float | None = None  # of a drain the connection thread began
         self._chained: _Target | None = None  # the target chained to the draining generation
         self._early: list[Exited] = []  # ends of successors not adopted yet
+        #: The thread (ident) acting in the supervisor's place under the lock, if any: the
+        #: connection thread beginning a switch-over, a task thread handing over.
+        self._stand_in: int | None = None
+
+    def close(self) -> None:
+        """As :meth:`BlockingRunner.close`; but from ``validate`` or ``on_event`` called on a
+        thread acting in the supervisor's place, only ask to stop: waiting for run() to return
+        there would hold the lock the supervisor needs to stop."""
+        if self._stand_in == threading.get_ident():
+            self._inbox.put(Stop("close()"))
+            return
+        super().close()
 
     def _generation(self, config: Config) -> _ThreadGeneration:
         return _ThreadGeneration(self.task, config, self._inbox.put, self._run_ended)
@@ -184,9 +197,13 @@ class ThreadRunner(BlockingRunner):
                     and generation is not None
                     and not generation.exited
                 ):
-                    self._handle(Arrived(snapshot, received_at))
-                    if self._target is not None:
-                        self._direct_deadline = self._begin_drain(generation)
+                    self._stand_in = threading.get_ident()
+                    try:
+                        self._handle(Arrived(snapshot, received_at))
+                        if self._target is not None:
+                            self._direct_deadline = self._begin_drain(generation)
+                    finally:
+                        self._stand_in = None
                     return
         super()._deliver(snapshot, received_at)
 
@@ -285,14 +302,18 @@ class ThreadRunner(BlockingRunner):
                     and chained is not None
                     and chained.config is successor.config
                 ):
-                    generation.exited = True
-                    if error is not None:
-                        logger.warning("hotconf: the task raised while draining:\n%s", error)
-                    self._direct_deadline = None
-                    self._chained = None
-                    # What the plain _retire does between the old run's end and the new start.
-                    self._gen = None
-                    self._set_state(RunnerState.RESTARTING)
-                    self._adopt(successor, chained)
+                    self._stand_in = threading.get_ident()
+                    try:
+                        generation.exited = True
+                        if error is not None:
+                            logger.warning("hotconf: the task raised while draining:\n%s", error)
+                        self._direct_deadline = None
+                        self._chained = None
+                        # What the plain _retire does between the old run's end and the new start.
+                        self._gen = None
+                        self._set_state(RunnerState.RESTARTING)
+                        self._adopt(successor, chained)
+                    finally:
+                        self._stand_in = None
                     return
         generation.post(Exited(generation, error))
