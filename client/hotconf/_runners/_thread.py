@@ -29,7 +29,9 @@ Thread mode's fast path lives here, as overrides of the plain supervisor's steps
   it calls the task; so the supervisor does not wake per config at all (connection thread ->
   task thread, one wake-up each). In every other case (the supervisor is awake: a newer revision
   during the drain, a stop, its own drain, a STUCK report) the task thread posts the old run's
-  end and the supervisor hands over as above.
+  end and the supervisor hands over as above. ``validate`` and ``on_event`` called by a thread
+  acting in the supervisor's place run under the lock, so a ``close()`` from them only posts the
+  stop (:meth:`ThreadRunner.close`).
 """
 
 from __future__ import annotations
