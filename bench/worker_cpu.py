@@ -3,7 +3,8 @@
 Runs a relay (:class:`hotconf.testing.FakeRelay`) in this process and one worker process like
 the end-to-end benchmark's: its task notes the revision and waits for ``draining``. Publishes N
 new revisions one after the other, each waiting for the worker's ACK, and reports the worker's
-CPU time per config and the publish-to-ACK latency. The CPU is the sum over the worker's threads
+CPU time per config, its threads' context switches per config (``/proc/<pid>/task/*/status``)
+and the publish-to-ACK latency. The CPU is the sum over the worker's threads
 of the time the kernel ran them (``/proc/<pid>/task/*/schedstat``, in nanoseconds; thread mode's
 threads live as long as the worker), so the figure holds on a busy machine.
 
@@ -58,6 +59,21 @@ def cpu_seconds(pid: int) -> float:
         except FileNotFoundError:
             pass  # a thread that just ended
     return total / 1e9
+
+
+def context_switches(pid: int) -> int:
+    """Context switches (voluntary and not) of the live threads of ``pid``, from /proc: each
+    voluntary one is a thread going to sleep, to be woken again."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue  # a thread that just ended
+        for line in status.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
 
 
 def main() -> None:
@@ -117,11 +133,13 @@ def main() -> None:
                 time.sleep(0.05)
             timings = []
             cpu = 0.0
+            switches = 0
             for n in range(args.warmup + args.configs):
                 if args.pause:
                     time.sleep(args.pause)
                 if n == args.warmup:
                     cpu = cpu_seconds(worker.pid)
+                    switches = context_switches(worker.pid)
                     if args.callgrind:
                         subprocess.run(["callgrind_control", "--zero", str(worker.pid)], check=True)
                 data = {"value": str(n)}
@@ -135,6 +153,7 @@ def main() -> None:
                 if n >= args.warmup:
                     timings.append(elapsed * 1000)
             cpu = cpu_seconds(worker.pid) - cpu
+            switches = context_switches(worker.pid) - switches
             if args.callgrind:
                 subprocess.run(["callgrind_control", "--dump", str(worker.pid)], check=True)
                 dumps = sorted(Path(tmp).glob("callgrind.out.*"))
@@ -147,7 +166,8 @@ def main() -> None:
     print(
         f"worker CPU per config: {cpu * 1000 / args.configs:.3f} ms; publish -> ACK "
         f"p50 {statistics.median(timings):.2f} ms, "
-        f"p99 {timings[max(0, round(len(timings) * 0.99) - 1)]:.2f} ms ({args.configs} configs)"
+        f"p99 {timings[max(0, round(len(timings) * 0.99) - 1)]:.2f} ms ({args.configs} configs); "
+        f"{switches / args.configs:.1f} context switches per config"
     )
 
 

@@ -132,7 +132,8 @@ class RunnerOptions(TypedDict, total=False):
     exit_on_stuck: bool
     #: Called with every ReloadEvent; exceptions are logged. Like ``validate`` it runs on the
     #: runner's supervisor, or in thread mode on the relay connection's thread when that one
-    #: begins a switch-over itself; never two calls at once. Default None.
+    #: begins a switch-over itself, and on the task thread that starts the new generation
+    #: ("reloaded", before the task is called); never two calls at once. Default None.
     on_event: Callable[[ReloadEvent], object] | None
     #: Client name sent to the relay (shown in ACK/NACK reports); default None: the program name.
     name: str | None
@@ -469,7 +470,9 @@ class GenerationBase:
     """What both supervisors know of a generation: whether it ended, and how to release it."""
 
     def __init__(self) -> None:
-        #: Set by the supervisor when it learns the run ended (never by another thread).
+        #: Set by the supervisor when it learns the run ended; in thread mode also by the
+        #: run's own thread when it hands over while the supervisor waits (under the lock
+        #: the supervisor takes to stop waiting), never by another thread.
         self.exited = False
 
     def reap(self) -> None:

@@ -19,28 +19,46 @@ Thread mode's fast path lives here, as overrides of the plain supervisor's steps
   replayed then.
 * **Direct arrivals.** While the supervisor only waits with the task running, the relay
   connection's thread handles an arriving revision itself (:meth:`ThreadRunner._deliver`:
-  validates it, chains it, sets ``draining``), so the supervisor wakes once per config, to ACK.
-  A lock makes the two threads take turns: the connection thread acts only while the supervisor
-  waits, and the supervisor takes the lock to stop waiting. It keeps the drain deadline by never
-  waiting longer than ``drain_timeout`` while RUNNING: the wait after the one a drain interrupts
-  ends exactly at its deadline.
+  validates it, chains it, sets ``draining``). A lock makes the threads take turns: the
+  connection thread acts only while the supervisor waits, and the supervisor takes the lock to
+  stop waiting. It keeps the drain deadline by never waiting longer than ``drain_timeout`` while
+  RUNNING: the wait after the one a drain interrupts ends exactly at its deadline.
+* **Direct hand-over.** When the old run returns on a drain the connection thread began and the
+  supervisor still only waits, the task thread itself retires the old generation, adopts the one
+  it has just started and ACKs it, under the same lock (:meth:`ThreadRunner._run_ended`), before
+  it calls the task; so the supervisor does not wake per config at all (connection thread ->
+  task thread, one wake-up each). In every other case (the supervisor is awake: a newer revision
+  during the drain, a stop, its own drain, a STUCK report) the task thread posts the old run's
+  end and the supervisor hands over as above. ``validate`` and ``on_event`` called by a thread
+  acting in the supervisor's place run under the lock, so a ``close()`` from them only posts the
+  stop (:meth:`ThreadRunner.close`).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, Final, Unpack
 
 from hotconf._config import Config
-from hotconf._runners._base import Arrived, Exited, RunnerOptions, RunnerState, _Target, now
+from hotconf._runners._base import (
+    Arrived,
+    Exited,
+    RunnerOptions,
+    RunnerState,
+    Stop,
+    _Target,
+    now,
+)
 from hotconf._runners._blocking import BlockingRunner, Generation
 from hotconf_wire.protocol import ConfigSnapshot
 
 __all__ = ["ThreadRunner"]
 
+logger: Final = logging.getLogger("hotconf")
 _numbers: Final = itertools.count(1)
 
 #: Below this drain_timeout the connection thread leaves every revision to the supervisor, which
@@ -48,12 +66,22 @@ _numbers: Final = itertools.count(1)
 _DIRECT_MIN_DRAIN: Final = 0.05
 
 
+#: What a task thread calls when a run returns: (the generation, its traceback if it raised).
+RunEnded = Callable[["_ThreadGeneration", str | None], None]
+
+
 class _ThreadGeneration(Generation):
     def __init__(
-        self, task: Callable[..., Any], config: Config, post: Callable[[object], None]
+        self,
+        task: Callable[..., Any],
+        config: Config,
+        post: Callable[[object], None],
+        ended: RunEnded,
     ) -> None:
         super().__init__(config, post)
         self.task = task
+        #: Called on this run's thread when the run returned, once ``successor`` is set.
+        self.ended = ended
         self.draining = threading.Event()
         self.thread: threading.Thread | None = None
         #: The generation this run's thread started, on the chained config, when it returned;
@@ -78,12 +106,14 @@ class _ThreadGeneration(Generation):
                 generation._ended = True
                 config = generation._next
                 if config is not None:
-                    following = _ThreadGeneration(generation.task, config, generation.post)
+                    following = _ThreadGeneration(
+                        generation.task, config, generation.post, generation.ended
+                    )
                     following.thread = generation.thread
                     following.started_at = now()
                     generation.successor = following
                     generation._next = None
-            generation.post(Exited(generation, error))
+            generation.ended(generation, error)
             generation = following
 
     def start(self) -> float:
@@ -132,9 +162,21 @@ class ThreadRunner(BlockingRunner):
         self._direct_deadline: float | None = None  # of a drain the connection thread began
         self._chained: _Target | None = None  # the target chained to the draining generation
         self._early: list[Exited] = []  # ends of successors not adopted yet
+        #: The thread (ident) acting in the supervisor's place under the lock, if any: the
+        #: connection thread beginning a switch-over, a task thread handing over.
+        self._stand_in: int | None = None
+
+    def close(self) -> None:
+        """As :meth:`BlockingRunner.close`; but from ``validate`` or ``on_event`` called on a
+        thread acting in the supervisor's place, only ask to stop: waiting for run() to return
+        there would hold the lock the supervisor needs to stop."""
+        if self._stand_in == threading.get_ident():
+            self._inbox.put(Stop("close()"))
+            return
+        super().close()
 
     def _generation(self, config: Config) -> _ThreadGeneration:
-        return _ThreadGeneration(self.task, config, self._inbox.put)
+        return _ThreadGeneration(self.task, config, self._inbox.put, self._run_ended)
 
     @property
     def _direct(self) -> bool:
@@ -157,9 +199,13 @@ class ThreadRunner(BlockingRunner):
                     and generation is not None
                     and not generation.exited
                 ):
-                    self._handle(Arrived(snapshot, received_at))
-                    if self._target is not None:
-                        self._direct_deadline = self._begin_drain(generation)
+                    self._stand_in = threading.get_ident()
+                    try:
+                        self._handle(Arrived(snapshot, received_at))
+                        if self._target is not None:
+                            self._direct_deadline = self._begin_drain(generation)
+                    finally:
+                        self._stand_in = None
                     return
         super()._deliver(snapshot, received_at)
 
@@ -217,14 +263,59 @@ class ThreadRunner(BlockingRunner):
         successor = generation.successor
         if successor is None or chained is None:
             return  # not chained after all: the target, if any, is launched as usual
+        self._adopt(successor, chained)
+        for item in early:  # the successor may have ended already, before it was current
+            if item.generation is successor:
+                self._handle(item)
+        if self._stopping:
+            self._retire()  # it started as the stop arrived: drain it before run() returns
+
+    def _adopt(self, successor: _ThreadGeneration, chained: _Target) -> None:
+        """Make ``successor`` (started by the old run's thread on ``chained``) the running
+        generation and ACK it; the old generation is retired already."""
         if self._target is chained:
             self._target = None
         self._gen = successor
         # The old run returned, and its thread started the successor, at successor.started_at.
         self._drained_at = successor.started_at
         self._started(chained, successor.started_at)
-        for item in early:  # the successor may have ended already, before it was current
-            if item.generation is successor:
-                self._handle(item)
-        if self._stopping:
-            self._retire()  # it started as the stop arrived: drain it before run() returns
+
+    # -- direct hand-over -------------------------------------------------------------------------
+
+    def _run_ended(self, generation: _ThreadGeneration, error: str | None) -> None:
+        """On a task thread: ``generation``'s run returned (``successor`` set if it started one).
+
+        Hands over right here, as :meth:`_retire` would, when the drain is one the connection
+        thread began and the supervisor still only waits (see the module docstring): then the
+        supervisor is in the wait the drain interrupted, holds nothing, and acts again only
+        after taking the lock. Otherwise the supervisor learns of the end from its inbox.
+        """
+        successor = generation.successor
+        if successor is not None:
+            with self._lock:
+                chained = self._chained
+                if (
+                    self._waiting
+                    and self._direct_deadline is not None
+                    and self._state is RunnerState.DRAINING
+                    and not self._stopping
+                    and self._gen is generation
+                    and not generation.exited
+                    and chained is not None
+                    and chained.config is successor.config
+                ):
+                    self._stand_in = threading.get_ident()
+                    try:
+                        generation.exited = True
+                        if error is not None:
+                            logger.warning("hotconf: the task raised while draining:\n%s", error)
+                        self._direct_deadline = None
+                        self._chained = None
+                        # What the plain _retire does between the old run's end and the new start.
+                        self._gen = None
+                        self._set_state(RunnerState.RESTARTING)
+                        self._adopt(successor, chained)
+                    finally:
+                        self._stand_in = None
+                    return
+        generation.post(Exited(generation, error))
