@@ -111,6 +111,7 @@ def test_a_restarted_pod_catches_up_once_it_is_ready(cluster: Any) -> None:
         pod.start_sidecar()
         pod.wait_sidecar()
         pod.start_worker()
+        pod.wait_worker()  # then Ready, as a kubelet marks it once its containers are
         back = time.monotonic()
         cluster.api.set_pod_status(pod.name, running_status(pod.ip))
         caught_up(cluster, pod, revision, back, "restarted pod")

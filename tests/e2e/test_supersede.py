@@ -47,8 +47,12 @@ def test_newer_revision_supersedes_a_blocked_rollout(cluster: Any, operator: Any
             cluster.api.patch_cm("app", {"data": {"value": "two"}})
             # B reached web-0's sidecar, whose worker cannot ACK: the rollout waits there.
             wait_for("B held by the blocked pod", lambda: held(blocked) == b)
-            status = cluster.api.status_of("app")
-            assert status is not None and (status["revision"], status["phase"]) == (b, "rolling")
+            # The status writer is not in the push's path: it may land a moment after the push.
+            wait_for(
+                "B rolling",
+                lambda: (s := cluster.api.status_of("app"))
+                and (s["revision"], s["phase"]) == (b, "rolling"),
+            )  # fmt: skip
             kubectl(cluster.kubeconfig, "patch", "configmap", "app", "--type=merge",
                     "-p", json.dumps({"data": {"value": "three"}}))  # fmt: skip
             wait_for("C held by the blocked pod", lambda: held(blocked) == c)

@@ -270,9 +270,10 @@ class Pod:
         with (self.dir / "worker.log").open("ab") as log:
             self.worker = subprocess.Popen(args, env=env, stdout=log, stderr=log)
 
-    def create_object(self) -> None:
-        """Create the Pod object, then write its status as a kubelet would: Running, Ready,
-        ``status.podIP`` = this pod's 127.0.0.x."""
+    def create_object(self, *, ready: bool = True) -> None:
+        """Create the Pod object, then write its status as a kubelet would: Running,
+        ``status.podIP`` = this pod's 127.0.0.x, and Ready unless ``ready`` is False (the
+        containers are starting: :meth:`set_ready` later)."""
         got = self.api.create_pod(
             {
                 "apiVersion": "v1",
@@ -294,16 +295,38 @@ class Pod:
             self.namespace,
         )
         self.uid_in_api = got["metadata"]["uid"]
+        status = running_status(self.ip)
+        if not ready:
+            for condition in status["conditions"]:
+                if condition["type"] in ("Ready", "ContainersReady"):
+                    condition["status"] = "False"
+        self.api.set_pod_status(self.name, status, self.namespace)
+
+    def set_ready(self) -> None:
+        """Once the worker is connected to its sidecar (when there is one), mark the pod Ready,
+        as a kubelet does when every container is: the operator then asks the sidecar what its
+        clients run. Before that a push is only held, and the operator knows no more of it
+        until a sweep; a test that counts applied pods or names what a pod runs must not race
+        the worker's start."""
+        if self.with_worker:
+            self.wait_worker()
         self.api.set_pod_status(self.name, running_status(self.ip), self.namespace)
 
-    def start(self) -> Pod:
-        """Create the Pod object (to learn its uid), then start sidecar and worker."""
-        self.create_object()
+    def launch(self) -> Pod:
+        """Create the Pod object (to learn its uid), not Ready yet, then start sidecar and
+        worker (:meth:`set_ready` next)."""
+        self.create_object(ready=False)
         self.uid = self.uid_in_api
         self.start_sidecar()
         self.wait_sidecar()
         if self.with_worker:
             self.start_worker()
+        return self
+
+    def start(self) -> Pod:
+        """:meth:`launch`, then :meth:`set_ready`."""
+        self.launch()
+        self.set_ready()
         return self
 
     def wait_worker(self) -> None:
@@ -501,8 +524,8 @@ def pods(
     first_ip: int = 10,
     **options: Any,
 ) -> Iterator[list[Pod]]:
-    """``count`` pods on 127.0.0.<first_ip>... (all started, their workers connected; all
-    stopped afterwards)."""
+    """``count`` pods on 127.0.0.<first_ip>... (all started, their workers connected, then
+    Ready; all stopped afterwards)."""
     started: list[Pod] = []
     try:
         for i in range(count):
@@ -516,10 +539,9 @@ def pods(
                 **options,
             )
             started.append(pod)
-            pod.start()
-        for pod in started:
-            if pod.with_worker:
-                pod.wait_worker()
+            pod.launch()
+        for pod in started:  # the workers start side by side
+            pod.set_ready()
         yield started
     finally:
         for pod in started:

@@ -139,7 +139,9 @@ class KubeletPod(Pod):
 
         wait_for(f"pod {self.name} admitted through the webhook", attempt, timeout=30, every=0.2)
 
-    def create_object(self) -> None:
+    def create_object(self, *, ready: bool = True) -> None:
+        """Create the pod as stored, without a status (``ready`` does not apply: :meth:`run`
+        writes the status once the probes pass)."""
         self.stored = self.api.create_pod(
             {
                 "apiVersion": "v1",
