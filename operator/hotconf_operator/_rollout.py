@@ -92,6 +92,8 @@ class RolloutManager:
         self._states = ConfigMapStates()
         #: The rollout (or schema check) task of each ConfigMap's current state.
         self._tasks: dict[ConfigMapRef, asyncio.Task[None]] = {}
+        #: One status write at a time per ConfigMap, in the order they were asked for.
+        self._writing: dict[ConfigMapRef, asyncio.Lock] = {}
 
     def _rolling(self, ref: ConfigMapRef) -> bool:
         task = self._tasks.get(ref)
@@ -195,6 +197,7 @@ class RolloutManager:
         await self._cancel(ref)
         self._tasks.pop(ref, None)
         self._recorded.pop(ref, None)
+        self._writing.pop(ref, None)
         self._reporter.forget(ref)
         if self._history is not None:
             self._history.forget(ref)
@@ -384,19 +387,28 @@ class RolloutManager:
     ) -> RolloutStatus:
         """Count, keep the last good, write the status; ``note``: also the history's outcome
         (a rollout notes it itself, after its log line and Event)."""
-        targets = self._targets(state.ref)
-        status = status_of(state, targets, done=done or not self._rolling(state.ref))
-        if status.phase is Phase.COMPLETE and state.converged_seconds is None:
-            # Once per revision, however it got there (the rollout, a catch-up, a sweep).
-            state.converged_seconds = time.monotonic() - state.seen_at
-            self._metrics.convergence_seconds.observe(state.converged_seconds)
-            status = status_of(state, targets, done=True)
-        if status.phase is Phase.COMPLETE and state.snapshot is not None:
-            # Also when the reconciler completes it: a rollout that ended incomplete (a pod
-            # not reachable yet) must still become the config for pods after a later halt.
-            state.last_good = state.snapshot
-        self._update_gauges()
-        await self._reporter.write(state.ref, status)
+        ref = state.ref
+        lock = self._writing.get(ref)
+        if lock is None:
+            lock = self._writing[ref] = asyncio.Lock()
+        # Serialised: a reconcile's write of the revision before, still in flight when a new
+        # revision's rollout writes "rolling", would otherwise land last and stay.
+        async with lock:
+            targets = self._targets(ref)
+            status = status_of(state, targets, done=done or not self._rolling(ref))
+            if self._states.get(ref) is not state:  # a newer revision owns the status now
+                return status
+            if status.phase is Phase.COMPLETE and state.converged_seconds is None:
+                # Once per revision, however it got there (the rollout, a catch-up, a sweep).
+                state.converged_seconds = time.monotonic() - state.seen_at
+                self._metrics.convergence_seconds.observe(state.converged_seconds)
+                status = status_of(state, targets, done=True)
+            if status.phase is Phase.COMPLETE and state.snapshot is not None:
+                # Also when the reconciler completes it: a rollout that ended incomplete (a pod
+                # not reachable yet) must still become the config for pods after a later halt.
+                state.last_good = state.snapshot
+            self._update_gauges()
+            await self._reporter.write(ref, status)
         if note:
             await self._note(state, status)
         return status

@@ -5,7 +5,8 @@ revision again pushes nothing; a revision that fails validation is pushed nowher
 says invalid; a staged rollout halts at the first NACK and the pods not reached keep their
 config; a halted status found on the ConfigMap (an operator restart) is kept: nothing is pushed;
 an unreachable pod is pending and the rollout incomplete; a schema changed mid-rollout is checked
-once the rollout (its Event included) has ended, without cutting it short.
+once the rollout (its Event included) has ended, without cutting it short; a status write still
+in flight lands before the next revision's, which stays.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 from operator_fakes import configmap, operator_parts, pod
 
 from hotconf_operator._decide import snapshot_of
+from hotconf_operator._outcome import PodOutcome, Verdict
 from hotconf_operator._status import STATUS_ANNOTATION, Phase, RolloutStatus
 from hotconf_wire.protocol import ConfigMapRef
 
@@ -135,3 +137,23 @@ async def test_a_schema_changed_mid_rollout_is_checked_once_the_rollout_ends() -
     assert counts(parts.status) == (Phase.COMPLETE, 2, 0, 0, 2)
     assert parts.reporter.reasons == ["RolloutComplete", "RolloutComplete", "SchemaCheckFailed"]
     assert "missing required property 'host'" in parts.reporter.messages[-1]
+
+
+async def test_a_status_write_in_flight_lands_before_the_next_revisions() -> None:
+    parts = operator_parts([pod(0), pod(1)])
+    await parts.manager.configmap_seen(configmap({"app.yaml": "port: 1"}))
+    await parts.manager.wait_idle()
+    first, second = revision({"app.yaml": "port: 1"}), revision({"app.yaml": "port: 2"})
+    # A reconcile of revision 1 writes the status; its PATCH is slow to land.
+    parts.reporter.hold_next = landed = asyncio.Event()
+    outcome = PodOutcome(pod(0), first, Verdict.HELD, "no clients connected")
+    reconciled = asyncio.create_task(parts.manager.pod_reconciled(REF, outcome))
+    await asyncio.sleep(0)
+    await parts.manager.configmap_seen(configmap({"app.yaml": "port: 2"}))
+    for _ in range(20):  # revision 2's rollout runs meanwhile, as far as it can
+        await asyncio.sleep(0)
+    landed.set()
+    await reconciled
+    await parts.manager.wait_idle()
+    assert [s.revision for s in parts.reporter.written][-2:] == [first, second]
+    assert (parts.status.revision, parts.status.phase) == (second, Phase.COMPLETE)

@@ -120,11 +120,18 @@ class RecordingReporter(StatusReporter):
         self.events: list[tuple[str, bool]] = []  # (reason, warning)
         self.messages: list[str] = []  # the Events' messages, in the same order
         self.restored: int = 0
+        #: When set, the next write is held "in flight" until it is set (later writes are not):
+        #: ``written`` is in the order the writes landed.
+        self.hold_next: asyncio.Event | None = None
 
     async def write(self, ref: ConfigMapRef, status: RolloutStatus) -> None:
         before = self.last(ref)
         await super().write(ref, status)
-        if self.last(ref) is not before:
+        changed = self.last(ref) is not before
+        held, self.hold_next = self.hold_next, None
+        if held is not None:
+            await held.wait()
+        if changed:
             self.written.append(status)
 
     async def restore(self, ref: ConfigMapRef, annotations: Mapping[str, str]) -> None:
