@@ -255,11 +255,14 @@ class _Connection(asyncio.Protocol):
 
     def writable(self) -> asyncio.Future[None]:
         """A future resolved once the transport takes writes again (or the connection ends)."""
-        if self._writable is None:
-            self._writable = self.loop.create_future()
-            if not self.paused or self.done:
-                self._resumed()
-        return self._writable
+        waiter = self._writable
+        if waiter is None:
+            waiter = self.loop.create_future()
+            if self.paused and not self.done:
+                self._writable = waiter
+            else:
+                waiter.set_result(None)
+        return waiter
 
     def _resumed(self) -> None:
         waiter, self._writable = self._writable, None
