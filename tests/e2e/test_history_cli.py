@@ -58,6 +58,11 @@ def test_history_and_rollback(cluster: Any, operator: Any) -> None:
     with pods(cluster.api, cluster.workdir, 2, configmap="app",
               public_key_pem=cluster.public_key_pem) as ps:  # fmt: skip
         wait_for("one complete", lambda: complete(cluster, ONE))
+        # Both workers run ONE before TWO is written: a worker still starting when a revision
+        # is rolled out counts as held, not applied, and the table below counts TWO's pods.
+        wait_for(
+            "one everywhere", lambda: [p.current().get("value") for p in ps] == [ONE["value"]] * 2
+        )
         cluster.api.patch_cm("app", {"data": TWO})
         wait_for("two complete", lambda: complete(cluster, TWO))
         wait_for(
