@@ -8,6 +8,11 @@ RssAnon and RssFile from /proc), at start and after the runs.
 
     .venv/bin/python bench/sidecar_push.py             # 1 KiB and 1 MiB, 1 and 8 clients
     .venv/bin/python bench/sidecar_push.py --quick     # fewer pushes, for a smoke run
+    .venv/bin/python bench/sidecar_push.py --small-only --callgrind   # instructions per push
+
+With ``--callgrind`` the sidecar runs under valgrind's callgrind and each run also reports the
+sidecar's instructions per push (counted from the first push after the warm-up to the last):
+on a shared machine a steadier figure than CPU time, and slower (about 50x) to get.
 
 Results go to ``docs/performance.md`` ("Sidecar") by hand, with the machine they came from.
 """
@@ -54,6 +59,10 @@ while (message := p.recv_message(sock)) is not None:
 """
 
 
+def callgrind_control(action: str, pid: int) -> None:
+    subprocess.run(["callgrind_control", action, str(pid)], check=True, capture_output=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,7 +86,9 @@ def memory(pid: int) -> dict[str, int]:
 
 
 class Bench:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, callgrind: bool = False) -> None:
+        self.tmp = tmp
+        self.callgrind = callgrind
         self.key = Ed25519PrivateKey.generate()
         self.sequence = time.time_ns()
         self.port = free_port()
@@ -93,9 +104,13 @@ class Bench:
             "HOTCONF_STATE_DIR": str(tmp / "state"),
             "HOTCONF_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
-        self.proc = subprocess.Popen([str(SIDECAR)], env=env)
+        command = [str(SIDECAR)]
+        if callgrind:
+            out = f"--callgrind-out-file={tmp / 'callgrind.out'}"
+            command = ["valgrind", "--tool=callgrind", out, *command]
+        self.proc = subprocess.Popen(command, env=env)
         self.clients: list[subprocess.Popen[bytes]] = []
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + (300 if callgrind else 20)
         while True:
             try:
                 if self.get("/readyz")[0] == 200:
@@ -166,6 +181,8 @@ class Bench:
         cpu_sidecar = cpu_clients = 0.0
         for n, body in enumerate(bodies):
             if n == warmup:
+                if self.callgrind:
+                    callgrind_control("--zero", self.proc.pid)
                 cpu_sidecar = cpu_seconds(self.proc.pid)
                 cpu_clients = sum(cpu_seconds(c.pid) for c in self.clients)
             started = time.perf_counter()
@@ -178,8 +195,14 @@ class Bench:
                 timings.append(elapsed * 1000)
         cpu_sidecar = cpu_seconds(self.proc.pid) - cpu_sidecar
         cpu_clients = sum(cpu_seconds(c.pid) for c in self.clients) - cpu_clients
+        instructions = 0.0
+        if self.callgrind:
+            callgrind_control("--dump", self.proc.pid)
+            dumps = sorted(self.tmp.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime_ns)
+            instructions = int(dumps[-1].read_text().split("summary:")[1].split()[0]) / pushes
         timings.sort()
         return {
+            "instructions": instructions,
             "sidecar_cpu_ms": cpu_sidecar * 1000 / pushes,
             "client_cpu_ms": cpu_clients * 1000 / pushes / clients,
             "p50_ms": statistics.median(timings),
@@ -192,7 +215,7 @@ class Bench:
         self.set_clients(0)
         self.http.close()
         self.proc.terminate()
-        self.proc.wait(15)
+        self.proc.wait(120 if self.callgrind else 15)
 
 
 def main() -> None:
@@ -200,11 +223,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer pushes")
     parser.add_argument("--small-only", action="store_true", help="1 KiB configs only")
     parser.add_argument("--pushes", type=int, help="pushes per 1 KiB run (default 500)")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="run the sidecar under valgrind's callgrind and count its instructions per push",
+    )
     args = parser.parse_args()
     small, large = (50, 20) if args.quick else (500, 100)
     small = args.pushes or small
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(Path(tmp))
+        bench = Bench(Path(tmp), callgrind=args.callgrind)
         try:
             time.sleep(1.0)
             idle = memory(bench.proc.pid)
@@ -235,6 +263,12 @@ def main() -> None:
             f"| {label} | {clients} | {r['n']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
             f"| {r['max_ms']:.2f} | {r['sidecar_cpu_ms']:.2f} | {r['client_cpu_ms']:.2f} |"
         )
+    if args.callgrind:
+        for label, clients, r in rows:
+            print(
+                f"sidecar instructions per push, {label}, {clients} clients: "
+                f"{r['instructions']:,.0f}"
+            )
     for name, mem in (("idle after start", idle), ("idle after the runs", after)):
         print(
             f"sidecar RSS {name}: {mem['VmRSS'] / 1024:.1f} MiB "

@@ -83,6 +83,58 @@ def test_decoder_handles_split_and_joined_frames() -> None:
     assert decoder.pending == 0
 
 
+def test_decoder_copies_a_partial_frame_out_of_a_reused_buffer() -> None:
+    """The application library reads into one buffer it reuses: the bytes of a frame split
+    across reads must be kept as they were, not as the buffer holds them after the next read."""
+    stream = p.encode(MESSAGES[3])
+    buffer = bytearray(len(stream))
+    decoder = p.FrameDecoder()
+    cut = len(stream) // 2
+    buffer[:cut] = stream[:cut]
+    assert decoder.feed(memoryview(buffer)[:cut]) == []
+    buffer[:] = b"\xff" * len(buffer)  # the next read overwrites the first one's bytes
+    rest = len(stream) - cut
+    buffer[:rest] = stream[cut:]
+    (decoded,) = decoder.feed(memoryview(buffer)[:rest])
+    assert fields(decoded) == fields(MESSAGES[3])
+
+
+def test_deliver_hands_over_every_message_before_a_bad_frame() -> None:
+    """The relay acts on each message as it is decoded: an ACK read together with a bad frame
+    after it is recorded before the bad frame closes the connection."""
+    ack, nack = MESSAGES[4], MESSAGES[5]
+    got: list[p.Message] = []
+    decoder = p.FrameDecoder()
+    with pytest.raises(ProtocolError) as info:
+        decoder.deliver(p.encode(ack) + p.encode(nack) + frame(b"{oops"), got.append)
+    assert info.value.code == "malformed_frame"
+    assert got == [ack, nack]
+    got.clear()
+    with pytest.raises(ProtocolError) as info:
+        p.FrameDecoder().deliver(
+            p.encode(ack) + struct.pack(">I", p.MAX_FRAME_BYTES + 1), got.append
+        )
+    assert info.value.code == "frame_too_large"
+    assert got == [ack]
+
+
+@pytest.mark.parametrize(
+    ("cut", "words"),
+    [(0, None), (2, "inside a frame header"), (10, "after 6 of ")],
+)
+def test_eof_inside_a_frame_is_named(cut: int, words: str | None) -> None:
+    decoder = p.FrameDecoder()
+    stream = p.encode(MESSAGES[4])
+    assert decoder.feed(stream + stream[:cut]) == [MESSAGES[4]]
+    if words is None:
+        decoder.eof()  # ended on a frame boundary: nothing to say
+        return
+    with pytest.raises(ProtocolError) as info:
+        decoder.eof()
+    assert info.value.code == "malformed_frame"
+    assert words in info.value.message
+
+
 @pytest.mark.parametrize(
     ("body", "code", "words"),
     [

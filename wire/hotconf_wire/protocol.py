@@ -30,7 +30,7 @@ import json
 import re
 import socket
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
@@ -400,10 +400,11 @@ def from_wire(obj: Mapping[str, Any]) -> Message:
     raise ProtocolError("malformed_frame", f"unknown message type {kind!r}")
 
 
-def decode_body(body: bytes) -> Message:
+def decode_body(body: bytes | bytearray | memoryview) -> Message:
     """Parse one frame body; raise :class:`ProtocolError` naming what is wrong."""
     try:
-        obj = json.loads(body.decode("utf-8"))
+        # ``str(buffer, ...)`` takes any buffer, so a frame is parsed where it was received.
+        obj = json.loads(str(body, "utf-8"))
     except UnicodeDecodeError as exc:
         raise ProtocolError("malformed_frame", f"frame body is not UTF-8: {exc}") from exc
     except json.JSONDecodeError as exc:
@@ -426,30 +427,73 @@ def _check_length(length: int) -> None:
 
 
 class FrameDecoder:
-    """Incremental decoder for a byte stream: feed it what arrives, take whole messages out."""
+    """Incremental decoder for a byte stream: feed it what arrives, take whole messages out.
+
+    Two ways to take them: :meth:`feed` returns a list (the application library's reader),
+    :meth:`deliver` hands each message to a callback as soon as it is decoded (the relay's
+    connections, which must act on every message before a bad frame after it in the same read).
+    A chunk that ends on a frame boundary is parsed where it lies; only the bytes of an
+    incomplete frame are kept, so a frame split across reads is joined once.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
 
     def feed(self, chunk: bytes | memoryview) -> list[Message]:
         """Append ``chunk``; return every complete message, raise on the first bad frame."""
-        self._buffer += chunk
         messages: list[Message] = []
-        while len(self._buffer) >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(self._buffer)
-            _check_length(length)
-            end = _HEADER.size + length
-            if len(self._buffer) < end:
-                break
-            body = bytes(self._buffer[_HEADER.size : end])
-            del self._buffer[:end]
-            messages.append(decode_body(body))
+        self.deliver(chunk, messages.append)
         return messages
+
+    def deliver(self, chunk: bytes | memoryview, into: Callable[[Message], object]) -> None:
+        """Append ``chunk`` and call ``into`` with each complete message, in order.
+
+        Raises :class:`ProtocolError` on the first bad frame, after ``into`` had every message
+        before it; an error that ``into`` raises stops the decoding there. Either way the stream
+        is broken from that frame on: feed this decoder nothing more.
+        """
+        buffer = self._buffer
+        data: bytes | bytearray | memoryview
+        if buffer:
+            buffer += chunk
+            data = buffer
+        else:
+            data = chunk  # the usual case: parsed in place, nothing copied to a buffer
+        size = len(data)
+        offset = 0
+        try:
+            while size - offset >= _HEADER.size:
+                (length,) = _HEADER.unpack_from(data, offset)
+                _check_length(length)
+                start = offset + _HEADER.size
+                end = start + length
+                if end > size:
+                    break
+                offset = end
+                into(decode_body(data[start:end]))
+        finally:
+            if data is buffer:
+                del buffer[:offset]
+            elif offset < size:
+                buffer += data[offset:]  # a copy: the caller may reuse its chunk's memory
 
     @property
     def pending(self) -> int:
         """Bytes received that do not yet form a whole frame."""
         return len(self._buffer)
+
+    def eof(self) -> None:
+        """The stream ended: raise :class:`ProtocolError` if it ended inside a frame."""
+        buffer = self._buffer
+        if not buffer:
+            return
+        if len(buffer) < _HEADER.size:
+            raise ProtocolError("malformed_frame", "connection closed inside a frame header")
+        (length,) = _HEADER.unpack_from(buffer)
+        raise ProtocolError(
+            "malformed_frame",
+            f"connection closed after {len(buffer) - _HEADER.size} of {length} frame bytes",
+        )
 
 
 async def read_message(reader: asyncio.StreamReader) -> Message | None:

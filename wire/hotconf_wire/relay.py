@@ -9,6 +9,16 @@ to a client that connects later — and records each client's ACK or NACK per re
 
 It never crashes on a client's bytes: a bad frame gets an ``error`` frame naming the rule that was
 broken, then that connection alone is closed.
+
+Each connection is an :class:`asyncio.Protocol` (``_Connection``): the bytes a read brings go
+straight to a :class:`~hotconf_wire.protocol.FrameDecoder`, and each ACK is recorded in the
+callback that read it. No stream reader, no task per connection: on asyncio streams every ACK
+cost a task wake-up and futures (about 7 % of the sidecar's samples under py-spy;
+``docs/performance.md``, "Sidecar", has the figures). Timers instead of awaits: one per
+connection for its hello (``hello_timeout``), and one while a client leaves the frames sent on
+connecting unread (``write_timeout``). A client that stops reading fills its own socket buffer
+only: writes never wait, and :meth:`Publication.drained` drops a client that does not take its
+frames within ``write_timeout``.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from hotconf_wire.answers import ClientResult, ClientVerdict
 from hotconf_wire.errors import ProtocolError, RelayError
@@ -34,6 +44,7 @@ from hotconf_wire.protocol import (
     ConfigMapRef,
     ConfigSnapshot,
     ErrorReply,
+    FrameDecoder,
     Heartbeat,
     Hello,
     Message,
@@ -41,7 +52,6 @@ from hotconf_wire.protocol import (
     Welcome,
     encode,
     frame,
-    read_message,
 )
 
 __all__ = ["LISTEN_BACKLOG", "ClientStatus", "Publication", "Relay"]
@@ -56,6 +66,10 @@ logger: Final = logging.getLogger("hotconf_wire.relay")
 #: kubelet's default, 250 where raised) with room to spare, and costs nothing until used. The
 #: kernel caps it at ``net.core.somaxconn`` (4096 since Linux 5.4, 128 before: raise it there).
 LISTEN_BACKLOG: Final = 1024
+
+#: Seconds a closing connection gets to take the frames still buffered for it (the ``error``
+#: frame of a refusal, the farewell of :meth:`Relay.aclose`) before it is cut off.
+_CLOSE_GRACE: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -72,19 +86,138 @@ class ClientStatus:
         return not self.subscriptions or ref in self.subscriptions
 
 
-class _Connection:
-    """One client connection: its writer, its status and the revisions awaiting its answer."""
+class _Connection(asyncio.Protocol):
+    """One client connection: its transport, its status once it said hello, and the revisions
+    awaiting its answer. The event loop calls the ``asyncio.Protocol`` methods; the relay
+    calls :meth:`send` and reads :attr:`waiting`."""
 
-    def __init__(
-        self,
-        status: ClientStatus,
-        writer: asyncio.StreamWriter,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.status = status
-        self.writer = writer
-        self.loop = loop  # for a future per snapshot sent, without a lookup (a syscall on 3.11)
+    transport: asyncio.Transport
+    status: ClientStatus  # set by its hello; ``welcomed`` says whether it was
+
+    def __init__(self, relay: Relay) -> None:
+        # Made by the listener as it accepts, before ``connection_made``: counted from here, so
+        # that ``aclose`` waits for a connection accepted a moment before it closed the listener.
+        relay._accepted.add(self)
+        self.relay = relay
+        assert relay._loop is not None  # set by ``start``
+        self.loop = relay._loop  # for a future per snapshot sent, without a lookup (a syscall)
         self.waiting: dict[ConfigMapRef, tuple[str, asyncio.Future[ClientVerdict]]] = {}
+        self.welcomed = False
+        self.done = False  # serves no more: closed, dropped or refused (set once, by ``_finish``)
+        self.paused = False  # the transport's buffer is over its high-water mark
+        self._decoder = FrameDecoder()
+        self._writable: asyncio.Future[None] | None = None  # while paused: resolved on resume
+        self._timer: asyncio.TimerHandle | None = None  # the hello's, then the first frames'
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass ``asyncio.Transport``; they have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+        if self.relay._server is None:  # accepted as the relay stopped
+            self.done = True
+            self.transport.close()
+            return
+        self._timer = self.loop.call_later(self.relay.hello_timeout, self._no_hello)
+
+    def data_received(self, data: bytes) -> None:
+        if self.done:
+            return  # refused or dropped: what follows is not read
+        try:
+            self._decoder.deliver(data, self._receive)
+        except ProtocolError as exc:
+            self._refuse(exc)
+        except Exception:
+            logger.exception("relay connection failed on an unexpected error")
+            self._finish()
+            self.transport.abort()
+
+    def eof_received(self) -> bool:
+        if not self.done:
+            try:
+                self._decoder.eof()
+            except ProtocolError as exc:
+                self._refuse(exc)  # the client may still read its error frame
+            else:
+                self.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+        self._resumed()
+        relay = self.relay
+        relay._accepted.discard(self)
+        if not relay._accepted and relay._all_closed is not None:
+            if not relay._all_closed.done():
+                relay._all_closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._timer is not None and self.welcomed:  # the first frames were taken in time
+            self._timer.cancel()
+            self._timer = None
+        self._resumed()
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def _receive(self, message: Message) -> None:
+        if not self.welcomed:
+            self._hello(message)
+            return
+        match message:
+            case Ack(namespace, name, revision):
+                self.answer(ConfigMapRef(namespace, name), revision, "ack", "")
+            case Nack(namespace, name, revision, error):
+                self.answer(ConfigMapRef(namespace, name), revision, "nack", error)
+            case Heartbeat():
+                pass
+            case ErrorReply(code, text):
+                logger.warning("client %s reported %s: %s", self.status.id, code, text)
+            case _:
+                raise ProtocolError(
+                    "unexpected_message", f"a client may not send {type(message).__name__}"
+                )
+
+    def _hello(self, hello: Message) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not isinstance(hello, Hello):
+            raise ProtocolError(
+                "unexpected_message", f"expected hello first, got {type(hello).__name__}"
+            )
+        if hello.version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                "unsupported_version",
+                f"client speaks version {hello.version}; this relay speaks {PROTOCOL_VERSION}",
+            )
+        relay = self.relay
+        status = self.status = ClientStatus(
+            id=f"c{next(relay._ids)}",
+            client=hello.client,
+            pid=hello.pid,
+            subscriptions=hello.configmaps,
+        )
+        self.welcomed = True
+        relay._connections[status.id] = self
+        logger.info(
+            "client %s connected: %s pid=%s wants %s",
+            status.id,
+            status.client or "?",
+            status.pid,
+            ", ".join(map(str, status.subscriptions)) or "every ConfigMap",
+        )
+        self.send(relay._welcome)
+        for snapshot in list(relay._snapshots.values()):
+            if status.wants(snapshot.ref):
+                self.send(relay._frame(snapshot), snapshot)
+        if self.paused:  # the client has ``write_timeout`` s to take them, as for a publication
+            self._timer = self.loop.call_later(relay.write_timeout, self._stuck)
+
+    # -- verdicts -------------------------------------------------------------------------------
 
     def verdict(self, revision: str, result: ClientResult, message: str = "") -> ClientVerdict:
         return ClientVerdict(
@@ -101,7 +234,7 @@ class _Connection:
             future: asyncio.Future[ClientVerdict] = self.loop.create_future()
             self.waiting[ref] = (snapshot.revision, future)
             self.status.verdicts[ref] = self.verdict(snapshot.revision, "pending")
-        self.writer.write(frame)
+        self.transport.write(frame)
 
     def answer(self, ref: ConfigMapRef, revision: str, result: ClientResult, message: str) -> None:
         verdict = self.verdict(revision, result, message)
@@ -117,6 +250,76 @@ class _Connection:
             if not future.done():
                 future.set_result(self.verdict(revision, "gone"))
         self.waiting.clear()
+
+    # -- flow control and closing ---------------------------------------------------------------
+
+    def writable(self) -> asyncio.Future[None]:
+        """A future resolved once the transport takes writes again (or the connection ends)."""
+        waiter = self._writable
+        if waiter is None:
+            waiter = self.loop.create_future()
+            if self.paused and not self.done:
+                self._writable = waiter
+            else:
+                waiter.set_result(None)
+        return waiter
+
+    def _resumed(self) -> None:
+        waiter, self._writable = self._writable, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _no_hello(self) -> None:
+        self._timer = None
+        logger.warning("closing a client that sent no hello in %.1fs", self.relay.hello_timeout)
+        self.close()
+
+    def _stuck(self) -> None:
+        self._timer = None
+        self.drop()
+
+    def drop(self) -> None:
+        """Close a client that leaves its frames unread for ``write_timeout`` seconds."""
+        if self.done:
+            return
+        logger.warning(
+            "client %s (%s) does not read its socket; dropping it",
+            self.status.id,
+            self.status.client,
+        )
+        self.close()
+
+    def _refuse(self, exc: ProtocolError) -> None:
+        """Answer a broken rule with an ``error`` frame naming it, then close this connection."""
+        logger.warning("closing a client that broke the protocol: %s", exc)
+        if not self.transport.is_closing():
+            self.transport.write(encode(ErrorReply(exc.code, exc.message)))
+        self.close()
+
+    def close(self, farewell: bytes = b"") -> None:
+        """Stop serving; close once the frames written are sent (cut off after _CLOSE_GRACE)."""
+        self._finish()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if farewell:
+            transport.write(farewell)
+        transport.close()
+        if transport.get_write_buffer_size():  # the client has not taken them yet
+            self.loop.call_later(_CLOSE_GRACE, transport.abort)
+
+    def _finish(self) -> None:
+        """Once, when the connection stops serving: its pending verdicts become ``gone``."""
+        if self.done:
+            return
+        self.done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.welcomed:
+            self.relay._connections.pop(self.status.id, None)
+            self.gone()
+            logger.info("client %s disconnected", self.status.id)
 
 
 class Relay:
@@ -143,8 +346,11 @@ class Relay:
         self.write_timeout = write_timeout
         self._snapshots: dict[ConfigMapRef, ConfigSnapshot] = {}
         self._frames: dict[ConfigMapRef, bytes] = {}  # each snapshot's frame, encoded once
-        self._connections: dict[str, _Connection] = {}
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._welcome = encode(Welcome(server=server_name))
+        self._connections: dict[str, _Connection] = {}  # the welcomed ones, by client id
+        self._accepted: set[_Connection] = set()  # every connection until it is lost
+        self._all_closed: asyncio.Future[None] | None = None  # set by aclose, while it waits
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
@@ -157,8 +363,9 @@ class Relay:
             raise RelayError(f"relay on {self.path} is already started")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_socket(self.path)
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=1 << 20, backlog=LISTEN_BACKLOG
+        loop = self._loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            lambda: _Connection(self), path=str(self.path), backlog=LISTEN_BACKLOG
         )
         os.chmod(self.path, self.socket_mode)
         self._heartbeat = asyncio.create_task(self._beat(), name="hotconf-relay-heartbeat")
@@ -170,27 +377,26 @@ class Relay:
         if server is None:
             return
         server.close()
-        # Let connections accepted a moment ago start their handler, so that each one is
-        # closed by its own ``finally`` below instead of leaking its transport.
+        # Let connections accepted a moment ago be made: each closes itself, seeing no server.
         await asyncio.sleep(0)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         farewell = encode(ErrorReply("shutting_down", "the relay is stopping; reconnect later"))
-        for connection in list(self._connections.values()):
-            with contextlib.suppress(OSError, RuntimeError):
-                connection.writer.write(farewell)
-            connection.writer.close()
-        # Closing a writer ends its handler's read with a clean end of stream. Cancel only the
-        # handlers that do not finish by themselves: on Python 3.11, asyncio's stream callback
-        # logs a spurious "Exception in callback" for every handler task that ends cancelled.
-        if self._handlers:
-            await asyncio.wait(list(self._handlers), timeout=1.0)
-        for task in list(self._handlers):
-            task.cancel()
-        if self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
+        for connection in list(self._accepted):
+            if hasattr(connection, "transport"):  # else ``connection_made`` closes it
+                connection.close(farewell if connection.welcomed else b"")
+        if self._accepted:
+            assert self._loop is not None
+            self._all_closed = self._loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed, _CLOSE_GRACE)
+            self._all_closed = None
+            for connection in list(self._accepted):  # a client that does not read its farewell
+                if hasattr(connection, "transport"):
+                    connection.transport.abort()
+            await asyncio.sleep(0)
         await server.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -270,103 +476,23 @@ class Relay:
             data = self._frames[snapshot.ref] = encode(snapshot)
         return data
 
-    async def _drain(self, connection: _Connection) -> None:
-        if not connection.writer.transport.get_write_buffer_size():
-            return  # the kernel took the whole frame: nothing to wait for (the usual case)
-        try:
-            await asyncio.wait_for(connection.writer.drain(), self.write_timeout)
-        except (TimeoutError, OSError, RuntimeError):
-            logger.warning(
-                "client %s (%s) does not read its socket; dropping it",
-                connection.status.id,
-                connection.status.client,
-            )
-            connection.writer.close()
+    async def _drain(self, connections: list[_Connection]) -> None:
+        """Wait until each of ``connections`` takes writes again; drop those that do not within
+        ``write_timeout`` (each alone: a client that does not read holds up no other)."""
+        await asyncio.wait([c.writable() for c in connections], timeout=self.write_timeout)
+        for connection in connections:
+            if connection.paused:
+                connection.drop()
 
-    # -- serving --------------------------------------------------------------------------------
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        connection: _Connection | None = None
-        try:
-            hello = await asyncio.wait_for(read_message(reader), self.hello_timeout)
-            if hello is None:
-                return
-            if not isinstance(hello, Hello):
-                raise ProtocolError(
-                    "unexpected_message", f"expected hello first, got {type(hello).__name__}"
-                )
-            if hello.version != PROTOCOL_VERSION:
-                raise ProtocolError(
-                    "unsupported_version",
-                    f"client speaks version {hello.version}; this relay speaks {PROTOCOL_VERSION}",
-                )
-            status = ClientStatus(
-                id=f"c{next(self._ids)}",
-                client=hello.client,
-                pid=hello.pid,
-                subscriptions=hello.configmaps,
-            )
-            connection = _Connection(status, writer, asyncio.get_running_loop())
-            self._connections[status.id] = connection
-            logger.info(
-                "client %s connected: %s pid=%s wants %s",
-                status.id,
-                status.client or "?",
-                status.pid,
-                ", ".join(map(str, status.subscriptions)) or "every ConfigMap",
-            )
-            connection.send(encode(Welcome(server=self.server_name)))
-            for snapshot in list(self._snapshots.values()):
-                if status.wants(snapshot.ref):
-                    connection.send(self._frame(snapshot), snapshot)
-            await self._drain(connection)
-            while True:
-                message = await read_message(reader)
-                if message is None:
-                    return
-                self._receive(connection, message)
-        except ProtocolError as exc:
-            logger.warning("closing a client that broke the protocol: %s", exc)
-            with contextlib.suppress(OSError, RuntimeError):
-                writer.write(encode(ErrorReply(exc.code, exc.message)))
-                await asyncio.wait_for(writer.drain(), 1.0)
-        except TimeoutError:
-            logger.warning("closing a client that sent no hello in %.1fs", self.hello_timeout)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            if connection is not None:
-                self._connections.pop(connection.status.id, None)
-                connection.gone()
-                logger.info("client %s disconnected", connection.status.id)
-            writer.close()
-            self._handlers.discard(task)
-
-    def _receive(self, connection: _Connection, message: Message) -> None:
-        match message:
-            case Ack(namespace, name, revision):
-                connection.answer(ConfigMapRef(namespace, name), revision, "ack", "")
-            case Nack(namespace, name, revision, error):
-                connection.answer(ConfigMapRef(namespace, name), revision, "nack", error)
-            case Heartbeat():
-                pass
-            case ErrorReply(code, text):
-                logger.warning("client %s reported %s: %s", connection.status.id, code, text)
-            case _:
-                raise ProtocolError(
-                    "unexpected_message", f"a client may not send {type(message).__name__}"
-                )
+    # -- heartbeats -----------------------------------------------------------------------------
 
     async def _beat(self) -> None:
         frame = encode(Heartbeat())
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             for connection in list(self._connections.values()):
-                with contextlib.suppress(OSError, RuntimeError):
-                    connection.writer.write(frame)
+                if not connection.transport.is_closing():
+                    connection.transport.write(frame)
 
 
 class Publication:
@@ -380,9 +506,9 @@ class Publication:
     async def drained(self) -> None:
         """Wait until every client's socket took the frame (a client that does not read within
         the relay's ``write_timeout`` is dropped)."""
-        slow = [c for c in self._targets if c.writer.transport.get_write_buffer_size()]
+        slow = [c for c in self._targets if c.paused and not c.done]
         if slow:
-            await asyncio.gather(*(self._relay._drain(c) for c in slow))
+            await self._relay._drain(slow)
 
     def pending(self) -> list[ClientVerdict]:
         revision = self.snapshot.revision
