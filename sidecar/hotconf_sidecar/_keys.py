@@ -4,8 +4,8 @@
 injects every key the operator announces); :func:`load_public_keys` reads them all.
 
 An Ed25519 public key in PEM is always the same 44-byte SubjectPublicKeyInfo: a fixed 12-byte
-header and the 32 key bytes. Reading it here instead of through ``cryptography``'s generic PEM
-loader keeps that loader (and its memory) out of the sidecar. Raises
+header and the 32 key bytes, which are what this returns (``_trust`` turns them into PyNaCl
+verifiers). Reading it here keeps a generic PEM loader (and its memory) out of the sidecar. Raises
 :class:`~hotconf_sidecar._errors.PublicKeyError`: not PEM, not a public key, or not Ed25519.
 """
 
@@ -15,8 +15,6 @@ import base64
 import binascii
 import re
 from typing import Final
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hotconf_sidecar._errors import PublicKeyError
 
@@ -29,12 +27,13 @@ _PEM_RE: Final = re.compile(
 )
 
 
-def load_public_key(pem: str) -> Ed25519PublicKey:
-    """Parse ``pem`` (``-----BEGIN PUBLIC KEY-----`` ...) into a verifier key (the first block)."""
+def load_public_key(pem: str) -> bytes:
+    """The raw 32 bytes of the key in ``pem`` (``-----BEGIN PUBLIC KEY-----`` ..., the first
+    block)."""
     return load_public_keys(pem)[0]
 
 
-def load_public_keys(pem: str) -> list[Ed25519PublicKey]:
+def load_public_keys(pem: str) -> list[bytes]:
     """Parse every ``PUBLIC KEY`` block of ``pem``; at least one is required."""
     matches = list(_PEM_RE.finditer(pem))
     if not matches:
@@ -45,11 +44,11 @@ def load_public_keys(pem: str) -> list[Ed25519PublicKey]:
     return [_key_of(match) for match in matches]
 
 
-def _key_of(match: re.Match[str]) -> Ed25519PublicKey:
+def _key_of(match: re.Match[str]) -> bytes:
     try:
         der = base64.b64decode("".join(match.group(1).split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise PublicKeyError(f"the operator's public key holds invalid base64: {exc}") from exc
     if len(der) != len(_SPKI_PREFIX) + 32 or not der.startswith(_SPKI_PREFIX):
         raise PublicKeyError("the operator's public key is not an Ed25519 key")
-    return Ed25519PublicKey.from_public_bytes(der[len(_SPKI_PREFIX) :])
+    return der[len(_SPKI_PREFIX) :]

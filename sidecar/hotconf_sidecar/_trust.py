@@ -28,26 +28,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.signing import VerifyKey
 
 from hotconf_sidecar._errors import StoreError
 from hotconf_wire.envelope import key_id
 
-__all__ = ["Trust", "raw_key"]
+__all__ = ["Trust"]
 
 logger: Final = logging.getLogger("hotconf_sidecar.trust")
 
 
-def raw_key(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
 class Trust:
-    """The trusted keys by id, the sequence that announced them, and where they persist."""
+    """The trusted keys by id, the sequence that announced them, and where they persist.
 
-    def __init__(self, initial: Iterable[Ed25519PublicKey], *, state_dir: Path | None = None):
-        self.keys: dict[str, Ed25519PublicKey] = {key_id(raw_key(k)): k for k in initial}
+    Keys are the raw 32 bytes of each Ed25519 public key; ``keys`` holds them as PyNaCl
+    verifiers, by key id."""
+
+    def __init__(self, initial: Iterable[bytes], *, state_dir: Path | None = None):
+        self.keys: dict[str, VerifyKey] = {key_id(raw): VerifyKey(raw) for raw in initial}
         if not self.keys:
             raise ValueError("a sidecar needs at least one operator key to trust")
         self.sequence = 0
@@ -83,7 +81,7 @@ class Trust:
             )
             self._path.rename(self._path.with_suffix(".corrupt"))
             return
-        self.keys = {key_id(r): Ed25519PublicKey.from_public_bytes(r) for r in raws}
+        self.keys = {key_id(r): VerifyKey(r) for r in raws}
         self.sequence = sequence
         logger.info(
             "trusting operator key(s) %s (persisted, sequence %d)", " ".join(self.ids), sequence
@@ -118,7 +116,7 @@ class Trust:
             except OSError as exc:
                 raise StoreError(f"cannot persist the trusted keys in {self._path}: {exc}") from exc
         before = self.ids
-        self.keys = {i: Ed25519PublicKey.from_public_bytes(r) for i, r in announced.items()}
+        self.keys = {i: VerifyKey(r) for i, r in announced.items()}
         self.sequence = sequence
         logger.info(
             "now trusting operator key(s) %s (was %s), announced by seq=%d",

@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sidecar_harness import POD
 
 from hotconf_sidecar._http import HttpServer
@@ -24,7 +25,10 @@ IDLE = 1.0
 async def _server(tmp_path: Path) -> tuple[Sidecar, HttpServer, int]:
     sidecar = Sidecar(
         pod=POD,
-        verifier=Verifier(Ed25519PrivateKey.generate().public_key(), pod=POD),
+        verifier=Verifier(
+            Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+            pod=POD,
+        ),
         store=Store(tmp_path / "state"),
         relay=Relay(tmp_path / "hotconf.sock"),
         ack_timeout=1.0,
