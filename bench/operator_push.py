@@ -148,11 +148,9 @@ async def rollouts(ports: list[int], rounds: int, gc_policy: bool) -> dict[str, 
         for i, p in enumerate(ports)
     ]
     try:  # as __main__ builds it; code from before the own push client had no such limit
-        from hotconf_operator._sidecar_http import raise_open_files_limit
+        from hotconf_operator._sidecar_http import idle_connections_allowed
 
-        pusher = Pusher(
-            PushConfig(concurrency=256), max_idle=max(64, raise_open_files_limit() // 2)
-        )
+        pusher = Pusher(PushConfig(concurrency=256), max_idle=idle_connections_allowed())
     except ImportError:
         pusher = Pusher(PushConfig(concurrency=256))
     metrics = Metrics()

@@ -34,7 +34,7 @@ from hotconf_operator._reconcile import Reconciler
 from hotconf_operator._reporter import StatusReporter
 from hotconf_operator._rollout import RolloutManager
 from hotconf_operator._settings import OperatorConfig, parse_settings
-from hotconf_operator._sidecar_http import raise_open_files_limit
+from hotconf_operator._sidecar_http import idle_connections_allowed
 from hotconf_operator._signing import Signer, load_signer
 from hotconf_operator._webhook_tls import CaBundleKeeper, ensure_certificate, write_files
 from hotconf_wire.logs import LogFormat, setup_logging
@@ -102,9 +102,7 @@ async def run(config: OperatorConfig) -> None:
             if serving.webhook_configuration:
                 keeper = CaBundleKeeper(api, serving.webhook_configuration, issued.ca_crt)
                 await keeper.keep()
-        # Half the open files for kept-alive connections to sidecars: the rest for the API,
-        # the webhook and the metrics (1,000 pods would reconnect to half of them per rollout).
-        pusher = Pusher(config.push, max_idle=max(64, raise_open_files_limit() // 2))
+        pusher = Pusher(config.push, max_idle=idle_connections_allowed())
 
         async def fetch_schema(namespace: str, name: str, key: str) -> str:
             data = (await api.get_configmap(namespace, name)).get("data") or {}

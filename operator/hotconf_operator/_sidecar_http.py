@@ -30,7 +30,13 @@ from typing import Final
 
 import httptools
 
-__all__ = ["Answer", "SidecarHttp", "SidecarHttpError", "raise_open_files_limit"]
+__all__ = [
+    "Answer",
+    "SidecarHttp",
+    "SidecarHttpError",
+    "idle_connections_allowed",
+    "raise_open_files_limit",
+]
 
 #: Bodies up to this size are written together with the head (one ``send``); larger ones after
 #: it, so that a 1 MiB envelope is not copied once more.
@@ -49,6 +55,13 @@ def raise_open_files_limit() -> int:
         except (ValueError, OSError):
             pass  # keep the soft limit
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def idle_connections_allowed() -> int:
+    """How many connections the operator keeps idle: half its open files, after raising their
+    limit (the rest is for the API, the webhook and the metrics), and at least 64. Below the
+    number of pods a rollout reaches, the rest reconnect on every rollout."""
+    return max(64, raise_open_files_limit() // 2)
 
 
 class SidecarHttpError(ConnectionError):

@@ -22,7 +22,6 @@ Errors raised here::
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -58,7 +57,6 @@ __all__ = [
     "encode_body",
     "frame",
     "from_wire",
-    "read_message",
     "recv_message",
     "refs",
     "to_wire",
@@ -494,28 +492,6 @@ class FrameDecoder:
             "malformed_frame",
             f"connection closed after {len(buffer) - _HEADER.size} of {length} frame bytes",
         )
-
-
-async def read_message(reader: asyncio.StreamReader) -> Message | None:
-    """Read one message from an asyncio stream; ``None`` on a clean end of stream."""
-    try:
-        header = await reader.readexactly(_HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise ProtocolError(
-                "malformed_frame", "connection closed inside a frame header"
-            ) from exc
-        return None
-    (length,) = _HEADER.unpack(header)
-    _check_length(length)
-    try:
-        body = await reader.readexactly(length)
-    except asyncio.IncompleteReadError as exc:
-        raise ProtocolError(
-            "malformed_frame",
-            f"connection closed after {len(exc.partial)} of {length} frame bytes",
-        ) from exc
-    return decode_body(body)
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
