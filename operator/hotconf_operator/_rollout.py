@@ -92,7 +92,7 @@ class RolloutManager:
         self._states = ConfigMapStates()
         #: The rollout (or schema check) task of each ConfigMap's current state.
         self._tasks: dict[ConfigMapRef, asyncio.Task[None]] = {}
-        #: One status write at a time per ConfigMap, in the order they were asked for.
+        #: One status write (or restore) at a time per ConfigMap, in the order asked for.
         self._writing: dict[ConfigMapRef, asyncio.Lock] = {}
 
     def _rolling(self, ref: ConfigMapRef) -> bool:
@@ -161,7 +161,8 @@ class RolloutManager:
         decision = decide(event, old, rolling=self._rolling(ref))
         if decision.action is Action.IGNORE:
             if decision.restore_status:
-                await self._reporter.restore(ref, event.annotations)
+                async with self._write_lock(ref):
+                    await self._reporter.restore(ref, event.annotations)
             return
         if decision.action is Action.RECHECK:
             assert old is not None  # decide re-checks only a revision it knows
@@ -388,12 +389,9 @@ class RolloutManager:
         """Count, keep the last good, write the status; ``note``: also the history's outcome
         (a rollout notes it itself, after its log line and Event)."""
         ref = state.ref
-        lock = self._writing.get(ref)
-        if lock is None:
-            lock = self._writing[ref] = asyncio.Lock()
         # Serialised: a reconcile's write of the revision before, still in flight when a new
         # revision's rollout writes "rolling", would otherwise land last and stay.
-        async with lock:
+        async with self._write_lock(ref):
             targets = self._targets(ref)
             status = status_of(state, targets, done=done or not self._rolling(ref))
             if self._states.get(ref) is not state:  # a newer revision owns the status now
@@ -412,6 +410,13 @@ class RolloutManager:
         if note:
             await self._note(state, status)
         return status
+
+    def _write_lock(self, ref: ConfigMapRef) -> asyncio.Lock:
+        """The lock every write of ``ref``'s status annotation takes, in the order asked."""
+        lock = self._writing.get(ref)
+        if lock is None:
+            lock = self._writing[ref] = asyncio.Lock()
+        return lock
 
     async def _note(self, state: ConfigMapState, status: RolloutStatus) -> None:
         """Write ``status`` to the history record of ``state``'s revision (``_history_store``)."""
