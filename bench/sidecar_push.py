@@ -9,6 +9,7 @@ RssAnon and RssFile from /proc), at start and after the runs.
     .venv/bin/python bench/sidecar_push.py             # 1 KiB and 1 MiB, 1 and 8 clients
     .venv/bin/python bench/sidecar_push.py --quick     # fewer pushes, for a smoke run
     .venv/bin/python bench/sidecar_push.py --small-only --callgrind   # instructions per push
+    .venv/bin/python bench/sidecar_push.py --small-only --profile PATH   # cProfile of the sidecar
 
 With ``--callgrind`` the sidecar runs under valgrind's callgrind and each run also reports the
 sidecar's instructions per push (counted from the first push after the warm-up to the last):
@@ -86,7 +87,7 @@ def memory(pid: int) -> dict[str, int]:
 
 
 class Bench:
-    def __init__(self, tmp: Path, *, callgrind: bool = False) -> None:
+    def __init__(self, tmp: Path, *, callgrind: bool = False, profile: str | None = None) -> None:
         self.tmp = tmp
         self.callgrind = callgrind
         self.key = Ed25519PrivateKey.generate()
@@ -105,6 +106,8 @@ class Bench:
             "HOTCONF_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
         command = [str(SIDECAR)]
+        if profile:  # written when the sidecar exits (SIGTERM at the end)
+            command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hotconf_sidecar"]
         if callgrind:
             out = f"--callgrind-out-file={tmp / 'callgrind.out'}"
             command = ["valgrind", "--tool=callgrind", out, *command]
@@ -228,11 +231,12 @@ def main() -> None:
         action="store_true",
         help="run the sidecar under valgrind's callgrind and count its instructions per push",
     )
+    parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the sidecar")
     args = parser.parse_args()
     small, large = (50, 20) if args.quick else (500, 100)
     small = args.pushes or small
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(Path(tmp), callgrind=args.callgrind)
+        bench = Bench(Path(tmp), callgrind=args.callgrind, profile=args.profile)
         try:
             time.sleep(1.0)
             idle = memory(bench.proc.pid)

@@ -47,8 +47,9 @@ class Verifier:
     one raw 32-byte Ed25519 public key).
 
     Ed25519 by PyNaCl (libsodium), not ``cryptography`` (OpenSSL): on this path it verifies a
-    1.4 KB push in 57 us against 106-119 us, and it costs the sidecar 1.2 MiB of resident memory
-    against 7.2 MiB (docs/performance.md, "CPU per push: Ed25519 by libsodium")."""
+    1.4 KB push in 56-60 us against 108-118 us, and it costs the sidecar 1.1 MiB of resident
+    memory against 6.6 MiB (``bench/ed25519_verify.py``; docs/performance.md, "CPU per push:
+    Ed25519 by libsodium")."""
 
     def __init__(
         self,

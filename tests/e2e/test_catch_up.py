@@ -70,6 +70,11 @@ def test_a_killed_sidecar_catches_up_once_it_is_back(cluster: Any) -> None:
     try:
         pod.start()
         wait_for("first config", lambda: pod.current().get("value") == "one")
+        # The operator knows what web-0 runs once it saw it applied (not only held).
+        wait_for(
+            "web-0 counted applied",
+            lambda: (s := cluster.api.status_of("app")) and (s["applied"], s["held"]) == (1, 0),
+        )
         assert pod.sidecar is not None
         old = pod.current()["revision"]
         pod.sidecar.kill()

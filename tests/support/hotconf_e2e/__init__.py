@@ -330,16 +330,23 @@ class Pod:
         return self
 
     def wait_worker(self) -> None:
-        """Until the worker is connected to the sidecar's relay: a push before that is only
-        held (and counted so), which a test that counts applied pods must not race."""
+        """Until the worker is connected to the sidecar's relay and has answered what the
+        sidecar holds: a push before that is only held (and counted so), and the operator
+        learns what the pod runs only from an answer it sees, which a test that counts applied
+        pods or names what a pod runs must not race."""
 
-        def connected() -> bool:
+        def settled() -> bool:
             assert self.worker is not None
             if self.worker.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited: {self.logs('worker')}")
-            return (sample(self.metrics(), "hotconf_sidecar_clients_connected") or 0) >= 1
+            if (sample(self.metrics(), "hotconf_sidecar_clients_connected") or 0) < 1:
+                return False
+            return all(
+                any(c["result"] in ("ack", "nack") for c in held["clients"])
+                for held in self.state().get("configmaps", [])
+            )
 
-        wait_for(f"worker {self.name} connected", connected)
+        wait_for(f"worker {self.name} connected and answering", settled)
 
     def reports(self) -> list[dict[str, Any]]:
         return read_reports(self.report)
